@@ -1,0 +1,69 @@
+import forge from "node-forge";
+import { PkiError } from "./errors.ts";
+
+const blockPattern = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n[\s\S]*?-----END \1-----/g;
+
+export interface PemBlock {
+  readonly type: string;
+  readonly text: string;
+}
+
+/** Splits text into its PEM blocks, ignoring anything between them (comments, blank lines). */
+export function splitPemBlocks(text: string): PemBlock[] {
+  return [...text.matchAll(blockPattern)].map((m) => ({ type: m[1] ?? "", text: `${m[0]}\n` }));
+}
+
+function describe(what: string, text: string): string {
+  return text.trim().length === 0 ? `${what} is empty` : `${what} is not valid PEM`;
+}
+
+function onlyBlock(text: string, what: string, types: readonly string[]): PemBlock {
+  const blocks = splitPemBlocks(text);
+  const first = blocks[0];
+  if (!first) throw new PkiError("InvalidPem", describe(what, text));
+  if (!types.includes(first.type)) {
+    const code = what === "certificate" ? "NotACertificate" : "NotAPrivateKey";
+    throw new PkiError(code, `expected a ${what} (PEM "${types.join('" or "')}") but found "${first.type}"`);
+  }
+  return first;
+}
+
+/** Parses the first certificate in `text`. Throws PkiError for anything else. */
+export function parseCertificate(text: string): forge.pki.Certificate {
+  const block = onlyBlock(text, "certificate", ["CERTIFICATE"]);
+  try {
+    return forge.pki.certificateFromPem(block.text);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (/OID is not RSA/i.test(message)) {
+      throw new PkiError("UnsupportedKey", "the certificate's key is not RSA; only RSA is supported", {
+        cause: error,
+      });
+    }
+    throw new PkiError("InvalidPem", `the certificate does not decode: ${message}`, { cause: error });
+  }
+}
+
+/** Parses an RSA private key in PKCS#1 ("RSA PRIVATE KEY") or PKCS#8 ("PRIVATE KEY") PEM. */
+export function parsePrivateKey(text: string): forge.pki.rsa.PrivateKey {
+  const block = onlyBlock(text, "private key", ["RSA PRIVATE KEY", "PRIVATE KEY"]);
+  let key: forge.pki.rsa.PrivateKey | null;
+  try {
+    // forge answers null for a PKCS#8 wrapper around a key that is not RSA.
+    key = forge.pki.privateKeyFromPem(block.text);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (/not RSA|OID/i.test(message)) {
+      throw new PkiError("UnsupportedKey", "the private key is not RSA; only RSA is supported", {
+        cause: error,
+      });
+    }
+    throw new PkiError("InvalidPem", `the private key does not decode: ${message}`, { cause: error });
+  }
+  if (key === null) throw new PkiError("UnsupportedKey", "the private key is not RSA; only RSA is supported");
+  return key;
+}
+
+export function privateKeyToPem(key: forge.pki.rsa.PrivateKey): string {
+  return forge.pki.privateKeyInfoToPem(forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(key)));
+}
