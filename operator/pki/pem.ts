@@ -21,6 +21,9 @@ function onlyBlock(text: string, what: string, types: readonly string[]): PemBlo
   const blocks = splitPemBlocks(text);
   const first = blocks[0];
   if (!first) throw new PkiError("InvalidPem", describe(what, text));
+  if (what === "private key" && !types.includes(first.type) && first.type.endsWith("PRIVATE KEY")) {
+    throw new PkiError("UnsupportedKey", `the private key is a "${first.type}"; only RSA is supported`);
+  }
   if (!types.includes(first.type)) {
     const code = what === "certificate" ? "NotACertificate" : "NotAPrivateKey";
     throw new PkiError(code, `expected a ${what} (PEM "${types.join('" or "')}") but found "${first.type}"`);
@@ -47,21 +50,17 @@ export function parseCertificate(text: string): forge.pki.Certificate {
 /** Parses an RSA private key in PKCS#1 ("RSA PRIVATE KEY") or PKCS#8 ("PRIVATE KEY") PEM. */
 export function parsePrivateKey(text: string): forge.pki.rsa.PrivateKey {
   const block = onlyBlock(text, "private key", ["RSA PRIVATE KEY", "PRIVATE KEY"]);
-  let key: forge.pki.rsa.PrivateKey | null;
   try {
-    // forge answers null for a PKCS#8 wrapper around a key that is not RSA.
-    key = forge.pki.privateKeyFromPem(block.text);
+    return forge.pki.privateKeyFromPem(block.text);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    if (/not RSA|OID/i.test(message)) {
+    if (/not RSA|OID|RSAPrivateKey/i.test(message)) {
       throw new PkiError("UnsupportedKey", "the private key is not RSA; only RSA is supported", {
         cause: error,
       });
     }
     throw new PkiError("InvalidPem", `the private key does not decode: ${message}`, { cause: error });
   }
-  if (key === null) throw new PkiError("UnsupportedKey", "the private key is not RSA; only RSA is supported");
-  return key;
 }
 
 export function privateKeyToPem(key: forge.pki.rsa.PrivateKey): string {

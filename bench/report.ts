@@ -1,0 +1,32 @@
+/** Small helpers shared by the benchmarks: timing, quantiles and one printed line per result. */
+import { monitorEventLoopDelay } from "node:perf_hooks";
+
+export function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[index] ?? Number.NaN;
+}
+
+export function summarize(samples: readonly number[]): { p50: number; p99: number; max: number } {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), max: sorted.at(-1) ?? Number.NaN };
+}
+
+export function report(name: string, value: number | string, unit = "", note = ""): void {
+  const shown = typeof value === "number" ? value.toFixed(value >= 100 ? 0 : value >= 10 ? 1 : 2) : value;
+  console.log(`${name.padEnd(58)} ${`${shown} ${unit}`.padEnd(18)}${note}`);
+}
+
+/** Runs `work` while sampling event-loop delay; returns the p99 and max delay in milliseconds. */
+export async function withEventLoopLag<T>(
+  work: () => Promise<T>,
+): Promise<{ result: T; p99Ms: number; maxMs: number }> {
+  const histogram = monitorEventLoopDelay({ resolution: 5 });
+  histogram.enable();
+  try {
+    const result = await work();
+    return { result, p99Ms: histogram.percentile(99) / 1e6, maxMs: histogram.max / 1e6 };
+  } finally {
+    histogram.disable();
+  }
+}
