@@ -1,7 +1,8 @@
 import { PkiError } from "./errors.ts";
 import { describeCertificate, type CertificateInfo } from "./inspect.ts";
-import { parseCertificate, splitPemBlocks } from "./pem.ts";
 import forge from "node-forge";
+import { splitPemBlocks } from "../../lib/pem.ts";
+import { parseCertificate } from "./pem.ts";
 
 export interface BundleEntry {
   readonly pem: string;

@@ -1,17 +1,6 @@
 import forge from "node-forge";
+import { type PemBlock, splitPemBlocks } from "../../lib/pem.ts";
 import { PkiError } from "./errors.ts";
-
-const blockPattern = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n[\s\S]*?-----END \1-----/g;
-
-export interface PemBlock {
-  readonly type: string;
-  readonly text: string;
-}
-
-/** Splits text into its PEM blocks, ignoring anything between them (comments, blank lines). */
-export function splitPemBlocks(text: string): PemBlock[] {
-  return [...text.matchAll(blockPattern)].map((m) => ({ type: m[1] ?? "", text: `${m[0]}\n` }));
-}
 
 function describe(what: string, text: string): string {
   return text.trim().length === 0 ? `${what} is empty` : `${what} is not valid PEM`;

@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+/**
+ * `pingpong`: one CLI for everything the image runs and everything a developer runs locally.
+ */
+import { parseArgs } from "node:util";
+import { createLogger, errorMessage } from "./lib/logger.ts";
+import { exitOnSignal } from "./lib/shutdown.ts";
+import { ConfigError } from "./workloads/config-reader.ts";
+import { loadPingerConfig } from "./workloads/pinger/config.ts";
+import { startPinger } from "./workloads/pinger/pinger.ts";
+import { loadPongerConfig } from "./workloads/ponger/config.ts";
+import { startPonger } from "./workloads/ponger/ponger.ts";
+import { TlsFileError } from "./workloads/tls-files.ts";
+
+const usage = `Usage: pingpong <command> [options]
+
+Commands:
+  ponger [--config FILE]   HTTPS server answering GET /ping with "pong" (TLS, mutual TLS or HTTP)
+  pinger [--config FILE]   pings a ponger every interval and reports health on its metrics port
+
+Every config field can also be set by environment, e.g. service.tlsCertificate as
+PINGPONG_SERVICE_TLS_CERTIFICATE. Run a command with --help for its fields.
+`;
+
+/** A problem the user can fix: printed without a stack, exit code 2. */
+class UsageError extends Error {}
+
+function configFlag(args: string[], command: string, fields: string): string | undefined {
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: "string", short: "c" }, help: { type: "boolean", short: "h" } },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(
+      `Usage: pingpong ${command} [--config FILE]\n\nConfig fields (YAML), defaults in parentheses:\n${fields}`,
+    );
+    process.exit(0);
+  }
+  return values.config;
+}
+
+const pongerFields = `  service.address (0.0.0.0)   service.port (8443)   service.protocol (https | http)
+  service.tlsCertificate, service.tlsPrivateKey   PEM files, required for https
+  service.clientCA            PEM bundle; when set, clients must present a certificate it signed
+  metrics.address (0.0.0.0)   metrics.port (9090)   serves /metrics /healthz /readyz /status
+`;
+const pingerFields = `  ponger.url                  e.g. https://demo-ponger.default.svc:8443/ping (required)
+  ponger.acceptCert           PEM bundle of CAs trusted for the ponger (system CAs when unset)
+  ponger.clientCertificate, ponger.clientPrivateKey   PEM files for mutual TLS
+  interval (1s)   timeout (2s)
+  metrics.address (0.0.0.0)   metrics.port (9090)   serves /metrics /healthz /readyz /status
+`;
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "ponger": {
+      const config = await loadPongerConfig(configFlag(rest, "ponger", pongerFields));
+      const logger = createLogger("ponger");
+      const ponger = await startPonger(config, logger);
+      exitOnSignal(logger, () => ponger.close());
+      return;
+    }
+    case "pinger": {
+      const config = await loadPingerConfig(configFlag(rest, "pinger", pingerFields));
+      const logger = createLogger("pinger");
+      const pinger = await startPinger(config, logger);
+      exitOnSignal(logger, () => pinger.close());
+      return;
+    }
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(usage);
+      return;
+    default:
+      throw new UsageError(`unknown command "${command}"\n\n${usage}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof ConfigError || error instanceof UsageError || error instanceof TlsFileError) {
+    process.stderr.write(`pingpong: ${error.message}\n`);
+    process.exit(2);
+  }
+  if (error instanceof TypeError && (error as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    process.stderr.write(`pingpong: ${error.message}\n\n${usage}`);
+    process.exit(2);
+  }
+  process.stderr.write(
+    `pingpong: ${errorMessage(error)}\n${error instanceof Error ? (error.stack ?? "") : ""}\n`,
+  );
+  process.exit(1);
+});

@@ -1,0 +1,230 @@
+/**
+ * The pinger: every interval, one GET to the ponger over a keep-alive connection pool (TLS or mutual
+ * TLS), with a deadline. It logs and counts each result, keeps a sliding window for /status and
+ * /readyz, and swaps in new certificates by building a new connection pool: new pings use the new
+ * pool at once, pings in flight finish on the old one, which then closes.
+ */
+import { Agent, request } from "undici";
+import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
+import type { Logger } from "../../lib/logger.ts";
+import { type ProbeServer, type Readiness, startProbeServer } from "../../lib/probe-server.ts";
+import { podHeader, pongBody } from "../protocol.ts";
+import { describeMaterial, type TlsMaterial } from "../tls-files.ts";
+import { TlsReloader } from "../tls-reloader.ts";
+import type { PingerConfig } from "./config.ts";
+import { classifyError, type PingFailure } from "./failure.ts";
+import { PingWindow } from "./ping-window.ts";
+
+/** Readiness fails when this many of the most recent pings all failed. */
+const readinessWindow = 3;
+
+export interface Pinger {
+  readonly probes: ProbeServer;
+  /** The same JSON /status serves. */
+  status(): PingerStatus;
+  close(): Promise<void>;
+}
+
+export type PingerStatus = ReturnType<ReturnType<typeof createStats>["status"]>;
+
+function createStats(windowMs: number) {
+  const window = new PingWindow(windowMs);
+  const totals = { sent: 0, succeeded: 0, failed: 0 };
+  const pongsByPod: Record<string, number> = {};
+  const failuresByReason: Record<string, number> = {};
+  let lastPongTime: Date | undefined;
+  let lastFailure: (PingFailure & { at: Date }) | undefined;
+
+  return {
+    sent() {
+      totals.sent++;
+    },
+    succeeded(at: number, rttMs: number, pod: string) {
+      totals.succeeded++;
+      pongsByPod[pod] = (pongsByPod[pod] ?? 0) + 1;
+      lastPongTime = new Date(at);
+      window.record({ at, ok: true, rttMs });
+    },
+    failed(at: number, failure: PingFailure) {
+      totals.failed++;
+      failuresByReason[failure.reason] = (failuresByReason[failure.reason] ?? 0) + 1;
+      lastFailure = { ...failure, at: new Date(at) };
+      window.record({ at, ok: false, rttMs: 0 });
+    },
+    readiness(): Readiness {
+      const recent = window.recent(readinessWindow);
+      if (recent.length === 0) return { ready: false, reason: "no ping has completed yet" };
+      if (recent.every((r) => !r.ok)) {
+        return {
+          ready: false,
+          reason: `the last ${recent.length} pings failed: ${lastFailure?.message ?? "unknown"}`,
+        };
+      }
+      return { ready: true };
+    },
+    status(now = Date.now()) {
+      const snapshot = window.snapshot(now);
+      return {
+        ...totals,
+        lastPongTime: lastPongTime?.toISOString() ?? null,
+        window: snapshot,
+        latencyP50Ms: snapshot.latencyP50Ms,
+        latencyP99Ms: snapshot.latencyP99Ms,
+        pongsByPod: { ...pongsByPod },
+        failuresByReason: { ...failuresByReason },
+        lastFailure: lastFailure ? { ...lastFailure, at: lastFailure.at.toISOString() } : null,
+      };
+    },
+  };
+}
+
+function agentFor(material: TlsMaterial | undefined): Agent {
+  const connect: { ca?: string; cert?: string; key?: string } = {};
+  if (material?.trustBundlePem !== undefined) connect.ca = material.trustBundlePem;
+  if (material?.certificatePem !== undefined) connect.cert = material.certificatePem;
+  if (material?.privateKeyPem !== undefined) connect.key = material.privateKeyPem;
+  return new Agent({ connect });
+}
+
+export async function startPinger(config: PingerConfig, logger: Logger): Promise<Pinger> {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const sentTotal = new Counter({
+    name: "ping_requests_sent_total",
+    help: "Pings sent.",
+    registers: [registry],
+  });
+  const failuresTotal = new Counter({
+    name: "ping_failures_total",
+    help: "Pings that got no pong, by reason: timeout, tls, connection, http_status, bad_body.",
+    labelNames: ["reason"] as const,
+    registers: [registry],
+  });
+  const pongsTotal = new Counter({
+    name: "ping_pongs_total",
+    help: "Pongs received, by the ponger pod that answered.",
+    labelNames: ["ponger_pod"] as const,
+    registers: [registry],
+  });
+  const rtt = new Histogram({
+    name: "ping_rtt_seconds",
+    help: "Round-trip time of successful pings.",
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+
+  const { url } = config.ponger;
+  const stats = createStats(60_000);
+  const tlsPaths = {
+    certificate: config.ponger.clientCertificate,
+    privateKey: config.ponger.clientPrivateKey,
+    trustBundle: config.ponger.acceptCert,
+  };
+  const usesTlsFiles = Object.values(tlsPaths).some((p) => p !== undefined);
+  let agent: Agent = agentFor(undefined);
+  const reloader = usesTlsFiles
+    ? new TlsReloader({
+        paths: tlsPaths,
+        logger,
+        apply: (material) => {
+          const previous = agent;
+          agent = agentFor(material);
+          // close() lets requests in flight on the old pool finish.
+          void previous.close();
+        },
+      })
+    : undefined;
+  if (reloader) {
+    await agent.close();
+    agent = agentFor(await reloader.start());
+  }
+
+  const inFlight = new Set<Promise<void>>();
+  let stopping = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  async function pingOnce(): Promise<void> {
+    const started = performance.now();
+    stats.sent();
+    sentTotal.inc();
+    logger.info({ url }, "Sent ping");
+    let failure: PingFailure | undefined;
+    try {
+      const response = await request(url, {
+        method: "GET",
+        dispatcher: agent,
+        signal: AbortSignal.timeout(config.timeoutMs),
+      });
+      const body = await response.body.text();
+      const rttMs = performance.now() - started;
+      const pod = response.headers[podHeader];
+      const podName = typeof pod === "string" && pod !== "" ? pod : "unknown";
+      if (response.statusCode !== 200) {
+        failure = {
+          reason: "http_status",
+          message: `HTTP ${response.statusCode} from ${podName}: ${body.slice(0, 200)}`,
+        };
+      } else if (body !== pongBody) {
+        failure = {
+          reason: "bad_body",
+          message: `expected "pong", got ${JSON.stringify(body.slice(0, 50))}`,
+        };
+      } else {
+        stats.succeeded(Date.now(), rttMs, podName);
+        pongsTotal.inc({ ponger_pod: podName });
+        rtt.observe(rttMs / 1000);
+        logger.info({ pod: podName, rttMs: Math.round(rttMs * 100) / 100 }, "Got pong");
+        return;
+      }
+    } catch (error) {
+      failure = classifyError(error, config.timeoutMs);
+    }
+    stats.failed(Date.now(), failure);
+    failuresTotal.inc({ reason: failure.reason });
+    logger.warn({ reason: failure.reason, code: failure.code, error: failure.message }, "Ping failed");
+  }
+
+  // Fixed-rate schedule: a slow ponger does not slow the pings down (that is what timeouts are for).
+  let next = performance.now();
+  function tick(): void {
+    if (stopping) return;
+    const ping = pingOnce();
+    inFlight.add(ping);
+    void ping.finally(() => inFlight.delete(ping));
+    next += config.intervalMs;
+    const now = performance.now();
+    if (next < now) next = now;
+    timer = setTimeout(tick, next - now);
+  }
+  tick();
+  logger.info({ url, intervalMs: config.intervalMs, timeoutMs: config.timeoutMs }, "Pinger started");
+
+  const status = () => ({
+    pod: config.podName,
+    target: url,
+    ...stats.status(),
+    tls: reloader?.current ? { ...describeMaterial(reloader.current), ...reloader.status } : null,
+  });
+
+  const probes = await startProbeServer({
+    address: config.metrics.address,
+    port: config.metrics.port,
+    registry,
+    logger,
+    readiness: () => (stopping ? { ready: false, reason: "shutting down" } : stats.readiness()),
+    status,
+  });
+
+  return {
+    probes,
+    status: () => stats.status(),
+    close: async () => {
+      stopping = true;
+      clearTimeout(timer);
+      reloader?.stop();
+      await Promise.allSettled(inFlight);
+      await agent.close();
+      await probes.close();
+    },
+  };
+}

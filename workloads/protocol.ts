@@ -1,0 +1,7 @@
+/** What the pinger and ponger agree on besides HTTP itself. */
+
+/** Response header in which a ponger names its pod, so pingers can count answers per pod. */
+export const podHeader = "x-ponger-pod";
+
+export const pingPath = "/ping";
+export const pongBody = "pong";

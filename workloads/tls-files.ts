@@ -1,0 +1,146 @@
+/**
+ * Reads a workload's certificate, key and trust bundle from disk and checks them before use: every
+ * file parses, the key belongs to the certificate. A problem names the file and says what is wrong.
+ */
+import { createHash, createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { errorMessage } from "../lib/logger.ts";
+import { splitPemBlocks } from "../lib/pem.ts";
+
+export interface TlsFilePaths {
+  readonly certificate?: string | undefined;
+  readonly privateKey?: string | undefined;
+  readonly trustBundle?: string | undefined;
+}
+
+/** What /status reports about a loaded certificate. Nothing secret. */
+export interface CertificateSummary {
+  readonly subject: string;
+  readonly serial: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly sha256Fingerprint: string;
+}
+
+export interface TlsMaterial {
+  readonly certificatePem?: string | undefined;
+  readonly privateKeyPem?: string | undefined;
+  readonly trustBundlePem?: string | undefined;
+  readonly certificate?: CertificateSummary | undefined;
+  readonly trustBundle: readonly CertificateSummary[];
+  /** Changes whenever any of the files' contents change. */
+  readonly digest: string;
+  readonly loadedAt: Date;
+}
+
+export class TlsFileError extends Error {
+  override readonly name = "TlsFileError";
+  readonly file: string;
+
+  constructor(file: string, message: string) {
+    super(`${file}: ${message}`);
+    this.file = file;
+  }
+}
+
+export function summarize(cert: X509Certificate): CertificateSummary {
+  return {
+    subject: cert.subject,
+    serial: cert.serialNumber.toLowerCase(),
+    notBefore: new Date(cert.validFrom).toISOString(),
+    notAfter: new Date(cert.validTo).toISOString(),
+    sha256Fingerprint: cert.fingerprint256,
+  };
+}
+
+async function readText(file: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (error) {
+    throw new TlsFileError(file, `cannot be read: ${errorMessage(error)}`);
+  }
+}
+
+function parseCertificates(file: string, text: string, what: string): X509Certificate[] {
+  const blocks = splitPemBlocks(text).filter((b) => b.type === "CERTIFICATE");
+  if (blocks.length === 0) throw new TlsFileError(file, `holds no PEM certificate (expected ${what})`);
+  return blocks.map((block, i) => {
+    try {
+      return new X509Certificate(block.text);
+    } catch (error) {
+      throw new TlsFileError(file, `certificate ${i + 1} does not parse: ${errorMessage(error)}`);
+    }
+  });
+}
+
+function parsePrivateKey(file: string, text: string): KeyObject {
+  try {
+    return createPrivateKey(text);
+  } catch (error) {
+    // The error of a failed key parse never includes the key text; still, say only what failed.
+    throw new TlsFileError(
+      file,
+      `is not a usable PEM private key (${(error as { code?: string }).code ?? "parse error"})`,
+    );
+  }
+}
+
+/** Reads and checks the files. Throws TlsFileError naming the first bad file. */
+export async function loadTlsMaterial(paths: TlsFilePaths): Promise<TlsMaterial> {
+  const [certificatePem, privateKeyPem, trustBundlePem] = await Promise.all([
+    paths.certificate === undefined ? undefined : readText(paths.certificate),
+    paths.privateKey === undefined ? undefined : readText(paths.privateKey),
+    paths.trustBundle === undefined ? undefined : readText(paths.trustBundle),
+  ]);
+  let certificate: CertificateSummary | undefined;
+  if (paths.certificate !== undefined && certificatePem !== undefined) {
+    const [leaf] = parseCertificates(paths.certificate, certificatePem, "the certificate");
+    if (!leaf) throw new TlsFileError(paths.certificate, "holds no certificate");
+    if (paths.privateKey !== undefined && privateKeyPem !== undefined) {
+      const key = parsePrivateKey(paths.privateKey, privateKeyPem);
+      if (!leaf.checkPrivateKey(key)) {
+        throw new TlsFileError(paths.privateKey, `does not match the certificate in ${paths.certificate}`);
+      }
+    }
+    certificate = summarize(leaf);
+  }
+  const trustBundle =
+    paths.trustBundle !== undefined && trustBundlePem !== undefined
+      ? parseCertificates(paths.trustBundle, trustBundlePem, "one or more CA certificates").map(summarize)
+      : [];
+  const digest = createHash("sha256")
+    .update(certificatePem ?? "")
+    .update("\0")
+    .update(privateKeyPem ?? "")
+    .update("\0")
+    .update(trustBundlePem ?? "")
+    .digest("hex");
+  return {
+    certificatePem,
+    privateKeyPem,
+    trustBundlePem,
+    certificate,
+    trustBundle,
+    digest,
+    loadedAt: new Date(),
+  };
+}
+
+/** Reads only the files' digest, to tell cheaply whether anything changed since the last load. */
+export async function digestOf(paths: TlsFilePaths): Promise<string> {
+  const hash = createHash("sha256");
+  for (const file of [paths.certificate, paths.privateKey, paths.trustBundle]) {
+    hash.update(file === undefined ? "" : await readFile(file, "utf8").catch(() => "\u0001unreadable"));
+    hash.update("\0");
+  }
+  return hash.digest("hex");
+}
+
+/** The /status view of loaded material. */
+export function describeMaterial(material: TlsMaterial) {
+  return {
+    certificate: material.certificate ?? null,
+    trustBundle: material.trustBundle,
+    loadedAt: material.loadedAt.toISOString(),
+  };
+}
