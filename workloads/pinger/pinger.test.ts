@@ -1,0 +1,193 @@
+import { createServer, type Server } from "node:http";
+import { createServer as createTcpServer, type Socket, type Server as TcpServer } from "node:net";
+import { Writable } from "node:stream";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "../../lib/logger.ts";
+import { mintTestPki, type TestPki } from "../../operator/pki/testing/fixtures.ts";
+import { type Ponger, startPonger } from "../ponger/ponger.ts";
+import { KubeletVolume } from "../testing/kubelet-volume.ts";
+import { metricValue } from "../testing/tls-client.ts";
+import type { PingerConfig } from "./config.ts";
+import { type Pinger, type PingerStatus, startPinger } from "./pinger.ts";
+
+const logger = createLogger("pinger-test", new Writable({ write: (_c, _e, done) => done() }));
+let pki: TestPki;
+let other: TestPki;
+let serverVolume: KubeletVolume;
+let clientVolume: KubeletVolume;
+let strangerVolume: KubeletVolume;
+let ponger: Ponger;
+const cleanups: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  [pki, other] = await Promise.all([mintTestPki("pinger"), mintTestPki("other")]);
+  [serverVolume, clientVolume, strangerVolume] = await Promise.all([
+    KubeletVolume.create({
+      "tls.crt": pki.server.certificatePem,
+      "tls.key": pki.server.privateKeyPem,
+      "ca.crt": pki.ca.certificatePem,
+    }),
+    KubeletVolume.create({
+      "tls.crt": pki.client.certificatePem,
+      "tls.key": pki.client.privateKeyPem,
+      "ca.crt": pki.ca.certificatePem,
+    }),
+    KubeletVolume.create({
+      "tls.crt": other.client.certificatePem,
+      "tls.key": other.client.privateKeyPem,
+      "ca.crt": other.ca.certificatePem,
+    }),
+  ]);
+  ponger = await startPonger(
+    {
+      service: {
+        address: "127.0.0.1",
+        port: 0,
+        protocol: "https",
+        tlsCertificate: serverVolume.path("tls.crt"),
+        tlsPrivateKey: serverVolume.path("tls.key"),
+        clientCA: serverVolume.path("ca.crt"),
+      },
+      metrics: { address: "127.0.0.1", port: 0 },
+      podName: "ponger-a",
+    },
+    logger,
+  );
+});
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+afterAll(async () => {
+  await ponger.close();
+  await Promise.all([serverVolume.remove(), clientVolume.remove(), strangerVolume.remove()]);
+});
+
+async function pinger(
+  url: string,
+  volume: KubeletVolume | undefined,
+  overrides: Partial<PingerConfig> = {},
+): Promise<Pinger> {
+  const started = await startPinger(
+    {
+      ponger: volume
+        ? {
+            url,
+            acceptCert: volume.path("ca.crt"),
+            clientCertificate: volume.path("tls.crt"),
+            clientPrivateKey: volume.path("tls.key"),
+          }
+        : { url },
+      intervalMs: 20,
+      timeoutMs: 1_000,
+      metrics: { address: "127.0.0.1", port: 0 },
+      podName: "pinger-0",
+      ...overrides,
+    },
+    logger,
+  );
+  cleanups.push(() => started.close());
+  return started;
+}
+
+async function until(
+  p: Pinger,
+  done: (s: PingerStatus) => boolean,
+  timeoutMs = 10_000,
+): Promise<PingerStatus> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = p.status();
+    if (done(status)) return status;
+    if (Date.now() > deadline) throw new Error(`condition not met; status: ${JSON.stringify(status)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Listens on loopback; the cleanup destroys open connections so close() cannot hang on them. */
+async function listen(server: Server | TcpServer): Promise<string> {
+  const sockets = new Set<Socket>();
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  cleanups.push(
+    () =>
+      new Promise((resolve) => {
+        server.close(resolve);
+        for (const socket of sockets) socket.destroy();
+      }),
+  );
+  return `127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+}
+
+describe("pinger against a ponger over mutual TLS", () => {
+  it("gets pongs, counts them by pod and reports latency", async () => {
+    const p = await pinger(ponger.pingUrl, clientVolume);
+    const status = await until(p, (s) => s.succeeded >= 5);
+    expect(status.failed).toBe(0);
+    expect(status.pongsByPod["ponger-a"]).toBe(status.succeeded);
+    expect(status.latencyP50Ms).toBeGreaterThan(0);
+    expect(status.latencyP99Ms).toBeGreaterThanOrEqual(status.latencyP50Ms ?? 0);
+    expect(status.lastPongTime).not.toBeNull();
+
+    expect((await fetch(`${p.probes.url}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${p.probes.url}/metrics`)).text();
+    expect(metricValue(metrics, "ping_requests_sent_total")).toBeGreaterThanOrEqual(5);
+    expect(metricValue(metrics, 'ping_pongs_total{ponger_pod="ponger-a"}')).toBeGreaterThanOrEqual(5);
+    expect(metricValue(metrics, "ping_rtt_seconds_count")).toBeGreaterThanOrEqual(5);
+
+    const served = (await (await fetch(`${p.probes.url}/status`)).json()) as {
+      tls: { certificate: { subject: string }; trustBundle: unknown[] };
+    };
+    expect(served.tls.certificate.subject).toContain("CN=pinger-client");
+    expect(served.tls.trustBundle).toHaveLength(1);
+  });
+
+  it("fails with reason tls when its certificate is from another CA, and is not ready", async () => {
+    const p = await pinger(ponger.pingUrl, strangerVolume);
+    const status = await until(p, (s) => s.failed >= 3);
+    expect(status.succeeded).toBe(0);
+    expect(status.failuresByReason.tls).toBe(status.failed);
+    expect(status.lastFailure?.message).toMatch(/TLS error/);
+    const readyz = await fetch(`${p.probes.url}/readyz`);
+    expect(readyz.status).toBe(503);
+    expect(await readyz.text()).toMatch(/the last 3 pings failed: TLS error/);
+  });
+});
+
+describe("pinger failure reasons", () => {
+  it("reports a refused connection", async () => {
+    const probe = createTcpServer();
+    const address = await listen(probe);
+    await new Promise((resolve) => probe.close(resolve));
+    const p = await pinger(`http://${address}/ping`, undefined);
+    const status = await until(p, (s) => s.failed >= 2);
+    expect(status.failuresByReason.connection).toBe(status.failed);
+    expect(status.lastFailure?.message).toMatch(/ECONNREFUSED/);
+  });
+
+  it("reports a timeout when the ponger never answers", async () => {
+    const silent = createTcpServer(() => undefined);
+    const address = await listen(silent);
+    const p = await pinger(`http://${address}/ping`, undefined, { timeoutMs: 100, intervalMs: 50 });
+    const status = await until(p, (s) => s.failed >= 2);
+    expect(status.failuresByReason.timeout).toBe(status.failed);
+    expect(status.lastFailure?.message).toBe("no answer within 100 ms");
+  });
+
+  it("reports an HTTP error status and an unexpected body", async () => {
+    let answer = { status: 503, body: "overloaded" };
+    const server = createServer((_req, res) => {
+      res.writeHead(answer.status).end(answer.body);
+    });
+    const address = await listen(server);
+    const p = await pinger(`http://${address}/ping`, undefined);
+    await until(p, (s) => (s.failuresByReason.http_status ?? 0) >= 2);
+    expect(p.status().lastFailure?.message).toMatch(/HTTP 503 from unknown: overloaded/);
+    answer = { status: 200, body: "ping?" };
+    await until(p, (s) => (s.failuresByReason.bad_body ?? 0) >= 1);
+    expect(p.status().lastFailure?.message).toBe('expected "pong", got "ping?"');
+  });
+});

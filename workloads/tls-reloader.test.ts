@@ -1,0 +1,127 @@
+import { X509Certificate } from "node:crypto";
+import { Writable } from "node:stream";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "../lib/logger.ts";
+import { mintTestPki, type TestPki } from "../operator/pki/testing/fixtures.ts";
+import { KubeletVolume } from "./testing/kubelet-volume.ts";
+import type { TlsMaterial } from "./tls-files.ts";
+import { TlsReloader } from "./tls-reloader.ts";
+
+let first: TestPki;
+let second: TestPki;
+const stopped: (() => void)[] = [];
+
+beforeAll(async () => {
+  [first, second] = await Promise.all([mintTestPki("first"), mintTestPki("second")]);
+});
+afterEach(() => {
+  for (const stop of stopped.splice(0)) stop();
+});
+
+const filesOf = (pki: TestPki) => ({
+  "tls.crt": pki.server.certificatePem,
+  "tls.key": pki.server.privateKeyPem,
+  "ca.crt": pki.ca.certificatePem,
+});
+const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
+
+async function setUp() {
+  const volume = await KubeletVolume.create(filesOf(first));
+  const applied: TlsMaterial[] = [];
+  const logs: Record<string, unknown>[] = [];
+  const logger = createLogger(
+    "reloader-test",
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        logs.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+        done();
+      },
+    }),
+  );
+  const reloader = new TlsReloader({
+    paths: {
+      certificate: volume.path("tls.crt"),
+      privateKey: volume.path("tls.key"),
+      trustBundle: volume.path("ca.crt"),
+    },
+    logger,
+    apply: (m) => applied.push(m),
+    pollIntervalMs: 60_000,
+    debounceMs: 10,
+  });
+  const initial = await reloader.start();
+  stopped.push(() => {
+    reloader.stop();
+    void volume.remove();
+  });
+  return { volume, applied, logs, reloader, initial };
+}
+
+async function eventually(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe("TlsReloader", () => {
+  it("loads the files and reports what it loaded", async () => {
+    const { initial } = await setUp();
+    expect(initial.certificate?.sha256Fingerprint).toBe(fingerprint(first.server.certificatePem));
+    expect(initial.trustBundle.map((c) => c.sha256Fingerprint)).toEqual([
+      fingerprint(first.ca.certificatePem),
+    ]);
+  });
+
+  it("applies a kubelet-style ..data swap by itself, from the folder watch", async () => {
+    const { volume, applied, reloader } = await setUp();
+    await volume.write(filesOf(second));
+    await eventually(() => applied.length === 1);
+    expect(applied[0]?.certificate?.sha256Fingerprint).toBe(fingerprint(second.server.certificatePem));
+    expect(reloader.current?.trustBundle[0]?.sha256Fingerprint).toBe(fingerprint(second.ca.certificatePem));
+    expect(reloader.status).toEqual({ reloads: 1, lastError: null });
+  });
+
+  it("applies old + new CA bundles", async () => {
+    const { volume, applied } = await setUp();
+    await volume.write({ ...filesOf(first), "ca.crt": first.ca.certificatePem + second.ca.certificatePem });
+    await eventually(() => applied.length === 1);
+    expect(applied[0]?.trustBundle).toHaveLength(2);
+  });
+
+  it.each([
+    [
+      "an unparsable certificate",
+      { "tls.crt": "-----BEGIN CERTIFICATE-----\nnonsense\n-----END CERTIFICATE-----\n" },
+      "tls.crt",
+      /does not parse/,
+    ],
+    ["a certificate file with no certificate", { "tls.crt": "hello" }, "tls.crt", /holds no PEM certificate/],
+    ["a key that does not match", { "tls.key": "KEY" }, "tls.key", /not a usable PEM private key/],
+    ["a key of another certificate", { "tls.key": "SECOND" }, "tls.key", /does not match the certificate/],
+    ["an empty trust bundle", { "ca.crt": "" }, "ca.crt", /holds no PEM certificate/],
+  ])("keeps the working files when given %s, naming the file", async (_, change, file, message) => {
+    const { volume, applied, logs, reloader, initial } = await setUp();
+    const replacement = Object.fromEntries(
+      Object.entries(change).map(([k, v]) => [k, v === "SECOND" ? second.server.privateKeyPem : v]),
+    );
+    await volume.write({ ...filesOf(first), ...replacement });
+    await eventually(() => logs.some((l) => l.level === "error"));
+    expect(applied).toHaveLength(0);
+    expect(reloader.current).toBe(initial);
+    const error = logs.find((l) => l.level === "error");
+    expect(error?.file).toBe(volume.path(file));
+    expect(String(error?.error)).toMatch(message);
+    expect(reloader.status.lastError).toMatch(message);
+    expect(JSON.stringify(logs)).not.toContain("PRIVATE KEY");
+
+    // The same bad contents are not reported again...
+    await reloader.check();
+    expect(logs.filter((l) => l.level === "error")).toHaveLength(1);
+    // ...and the next good change is applied.
+    await volume.write(filesOf(second));
+    await eventually(() => applied.length === 1);
+    expect(reloader.status.lastError).toBeNull();
+  });
+});
