@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { createLogger, errorMessage } from "./lib/logger.ts";
 import { exitOnSignal } from "./lib/shutdown.ts";
 import { ConfigError } from "./workloads/config-reader.ts";
+import { runLocalDemo } from "./workloads/local-demo.ts";
 import { loadPingerConfig } from "./workloads/pinger/config.ts";
 import { startPinger } from "./workloads/pinger/pinger.ts";
 import { loadPongerConfig } from "./workloads/ponger/config.ts";
@@ -17,6 +18,7 @@ const usage = `Usage: pingpong <command> [options]
 Commands:
   ponger [--config FILE]   HTTPS server answering GET /ping with "pong" (TLS, mutual TLS or HTTP)
   pinger [--config FILE]   pings a ponger every interval and reports health on its metrics port
+  demo                     a ponger and a pinger on loopback over mutual TLS, with fresh certificates
 
 Every config field can also be set by environment, e.g. service.tlsCertificate as
 PINGPONG_SERVICE_TLS_CERTIFICATE. Run a command with --help for its fields.
@@ -67,6 +69,14 @@ async function main(argv: string[]): Promise<void> {
       const logger = createLogger("pinger");
       const pinger = await startPinger(config, logger);
       exitOnSignal(logger, () => pinger.close());
+      return;
+    }
+    case "demo": {
+      // Quiet per-ping logs: the demo prints a summary line instead.
+      const logger = createLogger("demo");
+      logger.level = process.env.LOG_LEVEL ?? "warn";
+      const demo = await runLocalDemo(logger);
+      exitOnSignal(logger, () => demo.stop());
       return;
     }
     case undefined:

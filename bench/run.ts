@@ -3,9 +3,11 @@
  * measurement. Targets are in ../../shared/DESIGN.md; benchmarks measure, they do not fail.
  */
 import { benchPki } from "./pki.ts";
+import { benchWorkloads } from "./workloads.ts";
 
 const benches: Record<string, () => Promise<void>> = {
   pki: benchPki,
+  workloads: benchWorkloads,
 };
 
 const wanted = process.argv.slice(2);
