@@ -2,7 +2,10 @@
 /**
  * `pingpong`: one CLI for everything the image runs and everything a developer runs locally.
  */
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { pinnedKubernetesVersion, MissingBinaryError } from "./controlplane/binaries.ts";
+import { ControlPlane } from "./controlplane/control-plane.ts";
 import { createLogger, errorMessage } from "./lib/logger.ts";
 import { exitOnSignal } from "./lib/shutdown.ts";
 import { ConfigError } from "./workloads/config-reader.ts";
@@ -19,6 +22,7 @@ Commands:
   ponger [--config FILE]   HTTPS server answering GET /ping with "pong" (TLS, mutual TLS or HTTP)
   pinger [--config FILE]   pings a ponger every interval and reports health on its metrics port
   demo                     a ponger and a pinger on loopback over mutual TLS, with fresh certificates
+  cluster up [--dir DIR]   a local Kubernetes control plane on 127.0.0.1 (default DIR: ./.cluster)
 
 Every config field can also be set by environment, e.g. service.tlsCertificate as
 PINGPONG_SERVICE_TLS_CERTIFICATE. Run a command with --help for its fields.
@@ -79,6 +83,28 @@ async function main(argv: string[]): Promise<void> {
       exitOnSignal(logger, () => demo.stop());
       return;
     }
+    case "cluster": {
+      const { positionals, values } = parseArgs({
+        args: rest,
+        options: { dir: { type: "string", default: ".cluster" } },
+        allowPositionals: true,
+        strict: true,
+      });
+      if (positionals[0] !== "up" || positionals.length > 1)
+        throw new UsageError("usage: pingpong cluster up [--dir DIR]");
+      const logger = createLogger("cluster");
+      const dir = resolve(values.dir);
+      const started = Date.now();
+      const plane = await ControlPlane.start({ dir });
+      process.stdout.write(
+        `Kubernetes ${pinnedKubernetesVersion()} control plane ready in ${((Date.now() - started) / 1000).toFixed(1)}s at ${plane.server}\n` +
+          `(etcd, kube-apiserver with RBAC, kube-controller-manager; no scheduler or kubelet: Pods stay Pending)\n` +
+          `Logs in ${dir}/logs. Ctrl-C stops it and removes its data.\n\n` +
+          `export KUBECONFIG=${plane.kubeconfigPath}\n`,
+      );
+      exitOnSignal(logger, () => plane.stop());
+      return;
+    }
     case undefined:
     case "help":
     case "--help":
@@ -91,7 +117,12 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof ConfigError || error instanceof UsageError || error instanceof TlsFileError) {
+  if (
+    error instanceof ConfigError ||
+    error instanceof UsageError ||
+    error instanceof TlsFileError ||
+    error instanceof MissingBinaryError
+  ) {
     process.stderr.write(`pingpong: ${error.message}\n`);
     process.exit(2);
   }

@@ -5,10 +5,10 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Pool } from "undici";
+import { freePort } from "../lib/ports.ts";
 import { mintTestPki } from "../operator/pki/testing/fixtures.ts";
 import { fileURLToPath } from "node:url";
 import { metricValue } from "../workloads/testing/tls-client.ts";
@@ -25,14 +25,6 @@ function pin(pid: number, core: number): boolean {
 
 /** What ships: the compiled CLI (`npm run bench` builds first). */
 const distCli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return typeof address === "object" && address ? address.port : 0;
-}
 
 async function metrics(url: string): Promise<string> {
   for (let attempt = 0; ; attempt++) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kube-controller-manager from the Go module proxy into a cache outside
+# Builds kube-apiserver, kube-controller-manager and a matching kubectl from the Go module proxy into a cache outside
 # the checkout, keyed by version, and reuses them when present. Prints the bin directory.
 #
 # k8s.io/kubernetes cannot be `go install`ed: its go.mod points every k8s.io/* staging module at
@@ -17,7 +17,7 @@ staging_version="v0.${version#v1.}"
 cache_root=${PINGPONG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pingpong}
 out="$cache_root/controlplane/$version"
 bin="$out/bin"
-binaries=(kube-apiserver kube-controller-manager)
+binaries=(kube-apiserver kube-controller-manager kubectl)
 
 log() { printf 'hack/controlplane/build.sh: %s\n' "$*" >&2; }
 
@@ -72,6 +72,7 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	_ "k8s.io/kubectl/pkg/cmd"
 )
 GO
 go mod tidy
@@ -86,6 +87,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 
 for b in "${binaries[@]}"; do
+  [ -x "$bin/$b" ] && continue
   log "building $b $version (a cold build takes 10-25 minutes on 2 cores)"
   CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$bin/$b.partial" "k8s.io/kubernetes/cmd/$b"
   mv "$bin/$b.partial" "$bin/$b"

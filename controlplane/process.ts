@@ -1,0 +1,88 @@
+/**
+ * A child process of the control plane: output to a log file, a way to wait for it to be healthy
+ * that fails fast (with the log's tail) if it exits, and a stop that escalates to SIGKILL.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { openSync, closeSync, readFileSync } from "node:fs";
+
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** If the parent dies without stopping the control plane, do not leave servers behind. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on("exit", () => {
+    for (const child of running) child.kill("SIGKILL");
+  });
+}
+
+export class ManagedProcess {
+  readonly name: string;
+  readonly logPath: string;
+  readonly child: ChildProcess;
+  private readonly exit: Promise<number | null>;
+
+  constructor(
+    name: string,
+    command: string,
+    args: readonly string[],
+    logPath: string,
+    env: NodeJS.ProcessEnv = process.env,
+  ) {
+    installExitHook();
+    this.name = name;
+    this.logPath = logPath;
+    const fd = openSync(logPath, "a");
+    try {
+      this.child = spawn(command, args, { stdio: ["ignore", fd, fd], env });
+    } finally {
+      closeSync(fd);
+    }
+    running.add(this.child);
+    this.exit = once(this.child, "exit").then(([code]) => {
+      running.delete(this.child);
+      return code as number | null;
+    });
+    // A spawn failure (ENOENT) arrives as "error"; the exit promise covers the rest.
+    this.child.on("error", () => undefined);
+  }
+
+  get exited(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null;
+  }
+
+  tail(lines = 40): string {
+    try {
+      return readFileSync(this.logPath, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+    } catch {
+      return "(no log)";
+    }
+  }
+
+  /** Polls `healthy` until it is true; throws with the log's tail if the process exits or time runs out. */
+  async waitUntil(what: string, healthy: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.exited) {
+        throw new Error(
+          `${this.name} exited (code ${this.child.exitCode}) before ${what}. Last lines of ${this.logPath}:\n${this.tail()}`,
+        );
+      }
+      if (await healthy().catch(() => false)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(
+      `${this.name} did not become ${what} within ${timeoutMs / 1000}s. Last lines of ${this.logPath}:\n${this.tail()}`,
+    );
+  }
+
+  async stop(graceMs = 10_000): Promise<void> {
+    if (this.exited) return;
+    this.child.kill("SIGTERM");
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), graceMs);
+    await this.exit;
+    clearTimeout(timer);
+  }
+}
