@@ -2,11 +2,13 @@
  * `npm run bench [name...]`: runs the named benchmarks (all by default) and prints one line per
  * measurement. Targets are in ../../shared/DESIGN.md; benchmarks measure, they do not fail.
  */
+import { benchControlPlane } from "./controlplane.ts";
 import { benchPki } from "./pki.ts";
 import { benchWorkloads } from "./workloads.ts";
 
 const benches: Record<string, () => Promise<void>> = {
   pki: benchPki,
+  controlplane: benchControlPlane,
   workloads: benchWorkloads,
 };
 

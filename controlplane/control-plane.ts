@@ -316,6 +316,13 @@ export class ControlPlane {
     return config;
   }
 
+  /** Process ids by component, for measuring them. */
+  componentPids(): Record<string, number> {
+    return Object.fromEntries(
+      this.processes.flatMap((p) => (p.child.pid === undefined || p.exited ? [] : [[p.name, p.child.pid]])),
+    );
+  }
+
   /** The log of one component, for failure messages. */
   logTail(component: "etcd" | "kube-apiserver" | "kube-controller-manager", lines = 40): string {
     return this.processes.find((p) => p.name === component)?.tail(lines) ?? "(not running)";

@@ -1,0 +1,148 @@
+/**
+ * From a PingPongPair as stored to the spec the operator acts on: defaults filled in, durations in
+ * milliseconds, and the checks the CRD schema cannot express. A spec that fails them is an
+ * InvalidSpecError: reported in status and as an event, never retried hot, and never a reason to touch
+ * the children that already work.
+ */
+import { parseDuration } from "../../lib/duration.ts";
+import { errorMessage } from "../../lib/logger.ts";
+import { type KeySize, type PingPongPair, type Resources, specDefaults, type TlsMode } from "./types.ts";
+
+export class InvalidSpecError extends Error {
+  override readonly name = "InvalidSpecError";
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(problems.join("; "));
+    this.problems = problems;
+  }
+}
+
+export interface ResolvedSpec {
+  readonly image: string;
+  readonly ponger: { readonly replicas: number; readonly port: number; readonly resources: Resources };
+  readonly pinger: {
+    readonly replicas: number;
+    readonly intervalMs: number;
+    readonly interval: string;
+    readonly timeout: string;
+    readonly timeoutMs: number;
+    readonly resources: Resources;
+  };
+  readonly tls: {
+    readonly mode: TlsMode;
+    readonly keySize: KeySize;
+    readonly caDurationMs: number;
+    readonly certDurationMs: number;
+    readonly renewBeforeMs: number;
+    readonly rotate: string;
+    readonly rotateCA: string;
+  };
+  readonly networkPolicy: { readonly enabled: boolean };
+}
+
+const binarySuffixes: Record<string, number> = {
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+const decimalSuffixes: Record<string, number> = {
+  n: 1e-9,
+  u: 1e-6,
+  m: 1e-3,
+  "": 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+};
+
+/** A Kubernetes quantity ("100m", "1.5Gi", "2e3") as a number; undefined if it is not one. */
+export function parseQuantity(value: string | number): number | undefined {
+  if (typeof value === "number") return value;
+  const match = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(?:([KMGTPE]i)|([numkMGTPE])|[eE]([+-]?\d+))?$/.exec(
+    value.trim(),
+  );
+  if (!match) return undefined;
+  const base = Number(match[1]);
+  if (match[2]) return base * (binarySuffixes[match[2]] ?? Number.NaN);
+  if (match[3]) return base * (decimalSuffixes[match[3]] ?? Number.NaN);
+  if (match[4]) return base * 10 ** Number(match[4]);
+  return base;
+}
+
+function checkResources(field: string, resources: Resources | undefined, problems: string[]): void {
+  for (const [name, request] of Object.entries(resources?.requests ?? {})) {
+    const limit = resources?.limits?.[name];
+    if (limit === undefined) continue;
+    const [r, l] = [parseQuantity(request), parseQuantity(limit)];
+    if (r !== undefined && l !== undefined && r > l) {
+      problems.push(
+        `${field}.requests.${name} (${request}) must not exceed ${field}.limits.${name} (${limit})`,
+      );
+    }
+  }
+}
+
+function duration(field: string, text: string, problems: string[]): number {
+  try {
+    return parseDuration(text);
+  } catch (error) {
+    problems.push(`${field}: ${errorMessage(error)}`);
+    return 0;
+  }
+}
+
+export function resolveSpec(pair: PingPongPair, defaultImage: string): ResolvedSpec {
+  const spec = pair.spec ?? {};
+  const problems: string[] = [];
+  const interval = spec.pinger?.interval ?? specDefaults.pinger.interval;
+  const timeout = spec.pinger?.timeout ?? specDefaults.pinger.timeout;
+  const certDuration = spec.tls?.certDuration ?? specDefaults.tls.certDuration;
+  const caDuration = spec.tls?.caDuration ?? specDefaults.tls.caDuration;
+  const certDurationMs = duration("spec.tls.certDuration", certDuration, problems);
+  const renewBeforeMs =
+    spec.tls?.renewBefore === undefined
+      ? Math.floor(certDurationMs / 3)
+      : duration("spec.tls.renewBefore", spec.tls.renewBefore, problems);
+  if (spec.tls?.renewBefore !== undefined && renewBeforeMs >= certDurationMs) {
+    problems.push(
+      `spec.tls.renewBefore (${spec.tls.renewBefore}) must be shorter than spec.tls.certDuration (${certDuration})`,
+    );
+  }
+  checkResources("spec.ponger.resources", spec.ponger?.resources, problems);
+  checkResources("spec.pinger.resources", spec.pinger?.resources, problems);
+  const resolved: ResolvedSpec = {
+    image: spec.image ?? defaultImage,
+    ponger: {
+      replicas: spec.ponger?.replicas ?? specDefaults.ponger.replicas,
+      port: spec.ponger?.port ?? specDefaults.ponger.port,
+      resources: spec.ponger?.resources ?? {},
+    },
+    pinger: {
+      replicas: spec.pinger?.replicas ?? specDefaults.pinger.replicas,
+      interval,
+      intervalMs: duration("spec.pinger.interval", interval, problems),
+      timeout,
+      timeoutMs: duration("spec.pinger.timeout", timeout, problems),
+      resources: spec.pinger?.resources ?? {},
+    },
+    tls: {
+      mode: spec.tls?.mode ?? specDefaults.tls.mode,
+      keySize: spec.tls?.keySize ?? specDefaults.tls.keySize,
+      caDurationMs: duration("spec.tls.caDuration", caDuration, problems),
+      certDurationMs,
+      renewBeforeMs,
+      rotate: spec.tls?.rotate ?? "",
+      rotateCA: spec.tls?.rotateCA ?? "",
+    },
+    networkPolicy: { enabled: spec.networkPolicy?.enabled ?? specDefaults.networkPolicy.enabled },
+  };
+  if (problems.length > 0) throw new InvalidSpecError(problems);
+  return resolved;
+}

@@ -1,0 +1,98 @@
+/**
+ * The PingPongPair resource in TypeScript. crds/pingpong.dev_pingpongpairs.yaml is the source of
+ * truth; crd.test.ts fails when these types and the CRD's schema disagree.
+ */
+import type { KubernetesObject, V1ResourceRequirements } from "@kubernetes/client-node";
+
+export const group = "pingpong.dev";
+export const version = "v1alpha1";
+export const apiVersion = `${group}/${version}`;
+export const kind = "PingPongPair";
+export const plural = "pingpongpairs";
+
+export type TlsMode = "MutualTLS" | "TLS";
+export type KeySize = 2048 | 3072 | 4096;
+
+export interface Resources {
+  requests?: Record<string, string | number>;
+  limits?: Record<string, string | number>;
+}
+
+export interface PingPongPairSpec {
+  image?: string;
+  ponger?: { replicas?: number; port?: number; resources?: Resources };
+  pinger?: { replicas?: number; interval?: string; timeout?: string; resources?: Resources };
+  tls?: {
+    mode?: TlsMode;
+    keySize?: KeySize;
+    caDuration?: string;
+    certDuration?: string;
+    renewBefore?: string;
+    rotate?: string;
+    rotateCA?: string;
+  };
+  networkPolicy?: { enabled?: boolean };
+}
+
+export type ConditionStatus = "True" | "False" | "Unknown";
+
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export interface CertificateStatus {
+  serial?: string;
+  notBefore?: string;
+  notAfter?: string;
+  renewalTime?: string;
+  sha256Fingerprint?: string;
+}
+
+export interface PingPongPairStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  ca?: CertificateStatus;
+  certificates?: { ponger?: CertificateStatus; pinger?: CertificateStatus; expires?: string };
+  ponger?: { replicas?: number; readyReplicas?: number; selector?: string; ready?: string };
+  pinger?: { replicas?: number; readyReplicas?: number; ready?: string };
+  ping?: {
+    lastPongTime?: string;
+    sent?: number;
+    succeeded?: number;
+    failed?: number;
+    successRatio?: number;
+    latencyP50Ms?: number;
+    latencyP99Ms?: number;
+    success?: string;
+    latencyP99?: string;
+    pongsByPod?: Record<string, number>;
+  };
+}
+
+export interface PingPongPair extends KubernetesObject {
+  spec?: PingPongPairSpec;
+  status?: PingPongPairStatus;
+}
+
+/** Condition types, as constants so a typo is a compile error. */
+export const conditionTypes = {
+  certificatesReady: "CertificatesReady",
+  workloadsAvailable: "WorkloadsAvailable",
+  pingHealthy: "PingHealthy",
+  ready: "Ready",
+} as const;
+
+/** The defaults the CRD applies; also applied by the operator to objects stored before a default existed. */
+export const specDefaults = {
+  ponger: { replicas: 1, port: 8443 },
+  pinger: { replicas: 1, interval: "1s", timeout: "2s" },
+  tls: { mode: "MutualTLS" as TlsMode, keySize: 2048 as KeySize, caDuration: "8760h", certDuration: "24h" },
+  networkPolicy: { enabled: true },
+} as const;
+
+export type { V1ResourceRequirements };
