@@ -1,0 +1,263 @@
+/**
+ * A small Kubernetes REST client on the kubeconfig's authentication, for the calls a controller makes:
+ * list, get, create, server-side apply (objects and status), merge-patch, delete. Every call is counted
+ * by verb and resource, which is how the tests see that an idle operator writes nothing.
+ */
+import { type KubeConfig, type KubernetesObject, RequestContext, HttpMethod } from "@kubernetes/client-node";
+import { Counter, type Registry } from "prom-client";
+import { fetch } from "undici";
+import { collectionPath, objectPath, type ResourceType, resourceTypeOf } from "./resources.ts";
+
+export const fieldManager = "pingpong-operator";
+
+export interface Status {
+  kind?: string;
+  status?: string;
+  message?: string;
+  reason?: string;
+  code?: number;
+}
+
+export class KubeApiError extends Error {
+  override readonly name = "KubeApiError";
+  readonly status: number;
+  readonly reason: string;
+
+  constructor(method: string, path: string, status: number, body: Status | undefined) {
+    super(`${method} ${path}: ${status} ${body?.reason ?? ""}: ${body?.message ?? "(no message)"}`);
+    this.status = status;
+    this.reason = body?.reason ?? "";
+  }
+}
+
+export interface ListResult<T> {
+  readonly items: T[];
+  readonly resourceVersion: string;
+}
+
+type Verb = "list" | "watch" | "get" | "create" | "apply" | "patch" | "update" | "delete";
+
+export interface WatchEvent<T> {
+  readonly type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+  readonly object: T & Status;
+}
+
+export interface WatchHandle {
+  /** Resolves when the watch ends normally (server timeout or abort); rejects on a failure. */
+  readonly done: Promise<void>;
+  abort(): void;
+}
+const writes: ReadonlySet<Verb> = new Set(["create", "apply", "patch", "update", "delete"]);
+
+export class KubeClient {
+  readonly config: KubeConfig;
+  private readonly server: string;
+  private readonly requests: Counter<"verb" | "resource" | "code"> | undefined;
+
+  constructor(config: KubeConfig, registry?: Registry) {
+    this.config = config;
+    const cluster = config.getCurrentCluster();
+    if (!cluster) throw new Error("the kubeconfig has no current cluster");
+    this.server = cluster.server.replace(/\/$/, "");
+    this.requests = registry
+      ? new Counter({
+          name: "pingpong_operator_api_requests_total",
+          help: "Kubernetes API requests by verb, resource and HTTP status code.",
+          labelNames: ["verb", "resource", "code"] as const,
+          registers: [registry],
+        })
+      : undefined;
+  }
+
+  /** Writes (create, apply, patch, update, delete) counted so far, for tests and benchmarks. */
+  async writeCount(): Promise<number> {
+    if (!this.requests) return 0;
+    const { values } = await this.requests.get();
+    return values.filter((v) => writes.has(v.labels.verb as Verb)).reduce((sum, v) => sum + v.value, 0);
+  }
+
+  private async send<T>(
+    verb: Verb,
+    type: ResourceType,
+    method: HttpMethod,
+    path: string,
+    options: { query?: Record<string, string>; body?: unknown; contentType?: string } = {},
+  ): Promise<T> {
+    const url = new URL(this.server + path);
+    for (const [key, value] of Object.entries(options.query ?? {})) url.searchParams.set(key, value);
+    const context = new RequestContext(url.toString(), method);
+    await this.config.applySecurityAuthentication(context);
+    const headers: Record<string, string> = { ...context.getHeaders(), accept: "application/json" };
+    if (options.body !== undefined) headers["content-type"] = options.contentType ?? "application/json";
+    let code = "error";
+    try {
+      const response = await fetch(url, {
+        method,
+        headers,
+        dispatcher: context.getDispatcher(),
+        body: options.body === undefined ? null : JSON.stringify(options.body),
+        signal: AbortSignal.timeout(30_000),
+      });
+      code = String(response.status);
+      const text = await response.text();
+      const parsed = text === "" ? undefined : (JSON.parse(text) as unknown);
+      if (!response.ok) throw new KubeApiError(method, path, response.status, parsed as Status | undefined);
+      return parsed as T;
+    } finally {
+      this.requests?.inc({ verb, resource: type.plural, code });
+    }
+  }
+
+  async list<T extends KubernetesObject>(
+    type: ResourceType,
+    namespace?: string,
+    labelSelector?: string,
+  ): Promise<ListResult<T>> {
+    const result = await this.send<{ items?: T[]; metadata?: { resourceVersion?: string } }>(
+      "list",
+      type,
+      HttpMethod.GET,
+      collectionPath(type, namespace),
+      { query: labelSelector ? { labelSelector } : {} },
+    );
+    // List items carry no apiVersion/kind; put them back so cached objects are complete.
+    const items = (result.items ?? []).map((item) => ({
+      ...item,
+      apiVersion: type.apiVersion,
+      kind: type.kind,
+    }));
+    return { items, resourceVersion: result.metadata?.resourceVersion ?? "" };
+  }
+
+  /** The object, or undefined when it does not exist. */
+  async get<T extends KubernetesObject>(
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+  ): Promise<T | undefined> {
+    try {
+      return await this.send<T>("get", type, HttpMethod.GET, objectPath(type, namespace, name));
+    } catch (error) {
+      if (error instanceof KubeApiError && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async create<T extends KubernetesObject>(object: T): Promise<T> {
+    const type = resourceTypeOf(object.apiVersion, object.kind);
+    return this.send<T>("create", type, HttpMethod.POST, collectionPath(type, object.metadata?.namespace), {
+      body: object,
+    });
+  }
+
+  async update<T extends KubernetesObject>(object: T): Promise<T> {
+    const type = resourceTypeOf(object.apiVersion, object.kind);
+    const name = object.metadata?.name ?? "";
+    return this.send<T>("update", type, HttpMethod.PUT, objectPath(type, object.metadata?.namespace, name), {
+      body: object,
+    });
+  }
+
+  /** Server-side apply as the operator's field manager, taking ownership of the fields it sets. */
+  async apply<T extends KubernetesObject>(object: T, subresource?: "status"): Promise<T> {
+    const type = resourceTypeOf(object.apiVersion, object.kind);
+    const name = object.metadata?.name ?? "";
+    const path = objectPath(type, object.metadata?.namespace, name) + (subresource ? `/${subresource}` : "");
+    return this.send<T>("apply", type, HttpMethod.PATCH, path, {
+      query: { fieldManager, force: "true" },
+      body: object,
+      contentType: "application/apply-patch+yaml",
+    });
+  }
+
+  async mergePatch<T extends KubernetesObject>(
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    patch: unknown,
+  ): Promise<T> {
+    return this.send<T>("patch", type, HttpMethod.PATCH, objectPath(type, namespace, name), {
+      body: patch,
+      contentType: "application/merge-patch+json",
+    });
+  }
+
+  /**
+   * Streams watch events until the server ends the watch, `abort()` is called, or nothing (not even a
+   * bookmark) arrives for `idleTimeoutMs`. A non-200 answer rejects `done` with a KubeApiError.
+   */
+  async watch<T extends KubernetesObject>(
+    type: ResourceType,
+    namespace: string | undefined,
+    query: Record<string, string>,
+    onEvent: (event: WatchEvent<T>) => void,
+    idleTimeoutMs = 150_000,
+  ): Promise<WatchHandle> {
+    const path = collectionPath(type, namespace);
+    const url = new URL(this.server + path);
+    for (const [key, value] of Object.entries({ ...query, watch: "true" })) url.searchParams.set(key, value);
+    const context = new RequestContext(url.toString(), HttpMethod.GET);
+    await this.config.applySecurityAuthentication(context);
+    const controller = new AbortController();
+    let idle: NodeJS.Timeout | undefined;
+    const touch = () => {
+      clearTimeout(idle);
+      idle = setTimeout(
+        () => controller.abort(new DOMException("watch idle", "TimeoutError")),
+        idleTimeoutMs,
+      );
+      idle.unref();
+    };
+    touch();
+    const response = await fetch(url, {
+      method: "GET",
+      headers: { ...context.getHeaders(), accept: "application/json" },
+      dispatcher: context.getDispatcher(),
+      signal: controller.signal,
+    }).finally(() => this.requests?.inc({ verb: "watch", resource: type.plural, code: "started" }));
+    if (response.status !== 200) {
+      clearTimeout(idle);
+      const text = await response.text();
+      throw new KubeApiError("WATCH", path, response.status, text ? (JSON.parse(text) as Status) : undefined);
+    }
+    const body = response.body;
+    const done = (async () => {
+      if (!body) return;
+      const decoder = new TextDecoder();
+      let buffered = "";
+      try {
+        for await (const chunk of body as AsyncIterable<Uint8Array>) {
+          touch();
+          buffered += decoder.decode(chunk, { stream: true });
+          let newline = buffered.indexOf("\n");
+          while (newline >= 0) {
+            const line = buffered.slice(0, newline).trim();
+            buffered = buffered.slice(newline + 1);
+            if (line !== "") onEvent(JSON.parse(line) as WatchEvent<T>);
+            newline = buffered.indexOf("\n");
+          }
+        }
+      } catch (error) {
+        // Our own abort (stop, or idle) ends the watch quietly; anything else is a failure.
+        if (!controller.signal.aborted) throw error;
+        if (
+          controller.signal.reason instanceof DOMException &&
+          controller.signal.reason.name === "TimeoutError"
+        ) {
+          throw controller.signal.reason;
+        }
+      } finally {
+        clearTimeout(idle);
+      }
+    })();
+    return { done, abort: () => controller.abort() };
+  }
+
+  async delete(type: ResourceType, namespace: string | undefined, name: string): Promise<void> {
+    try {
+      await this.send("delete", type, HttpMethod.DELETE, objectPath(type, namespace, name));
+    } catch (error) {
+      if (!(error instanceof KubeApiError && error.status === 404)) throw error;
+    }
+  }
+}
