@@ -9,6 +9,8 @@ import { ControlPlane } from "./controlplane/control-plane.ts";
 import { createLogger, errorMessage } from "./lib/logger.ts";
 import { exitOnSignal } from "./lib/shutdown.ts";
 import { ConfigError } from "./workloads/config-reader.ts";
+import { operatorOptions, operatorUsage } from "./operator/command.ts";
+import { startOperator } from "./operator/operator.ts";
 import { runLocalDemo } from "./workloads/local-demo.ts";
 import { loadPingerConfig } from "./workloads/pinger/config.ts";
 import { startPinger } from "./workloads/pinger/pinger.ts";
@@ -23,6 +25,7 @@ Commands:
   pinger [--config FILE]   pings a ponger every interval and reports health on its metrics port
   demo                     a ponger and a pinger on loopback over mutual TLS, with fresh certificates
   cluster up [--dir DIR]   a local Kubernetes control plane on 127.0.0.1 (default DIR: ./.cluster)
+  operator [flags]         the PingPongPair operator (--help for flags)
 
 Every config field can also be set by environment, e.g. service.tlsCertificate as
 PINGPONG_SERVICE_TLS_CERTIFICATE. Run a command with --help for its fields.
@@ -83,6 +86,21 @@ async function main(argv: string[]): Promise<void> {
       exitOnSignal(logger, () => demo.stop());
       return;
     }
+    case "operator": {
+      if (rest.includes("--help") || rest.includes("-h")) {
+        process.stdout.write(operatorUsage);
+        return;
+      }
+      const logger = createLogger("operator");
+      const options = operatorOptions(rest, process.env, logger);
+      const operator = await startOperator({
+        ...options,
+        // Leadership lost: exit, so the Deployment restarts us as a standby and the new leader alone writes.
+        onLostLeadership: () => process.exit(1),
+      });
+      exitOnSignal(logger, () => operator.stop());
+      return;
+    }
     case "cluster": {
       const { positionals, values } = parseArgs({
         args: rest,
@@ -126,7 +144,14 @@ main(process.argv.slice(2)).catch((error: unknown) => {
     process.stderr.write(`pingpong: ${error.message}\n`);
     process.exit(2);
   }
-  if (error instanceof TypeError && (error as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+  if (error instanceof Error && error.name === "UsageError") {
+    process.stderr.write(`pingpong: ${error.message}\n`);
+    process.exit(2);
+  }
+  if (
+    error instanceof TypeError &&
+    (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") === true
+  ) {
     process.stderr.write(`pingpong: ${error.message}\n\n${usage}`);
     process.exit(2);
   }

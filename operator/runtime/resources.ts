@@ -26,6 +26,18 @@ export const resources = {
   networkPolicy: t("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
   podDisruptionBudget: t("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
   lease: t("coordination.k8s.io/v1", "Lease", "leases"),
+  // Used by tools and tests that install the operator, not by the operator itself.
+  namespace: t("v1", "Namespace", "namespaces", false),
+  customResourceDefinition: t(
+    "apiextensions.k8s.io/v1",
+    "CustomResourceDefinition",
+    "customresourcedefinitions",
+    false,
+  ),
+  clusterRole: t("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", false),
+  clusterRoleBinding: t("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", false),
+  role: t("rbac.authorization.k8s.io/v1", "Role", "roles"),
+  roleBinding: t("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
 } as const;
 
 export function collectionPath(type: ResourceType, namespace?: string): string {

@@ -1,0 +1,97 @@
+/**
+ * `pingpong operator`: flags and environment to OperatorOptions. Runs in a cluster with no flags at
+ * all, and out of one with KUBECONFIG for development (the Lease then lives in POD_NAMESPACE, else
+ * the kubeconfig's namespace).
+ */
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { KubeConfig } from "@kubernetes/client-node";
+import { parseDuration } from "../lib/duration.ts";
+import type { Logger } from "../lib/logger.ts";
+import type { OperatorOptions } from "./operator.ts";
+
+export const operatorUsage = `Usage: pingpong operator [flags]
+
+  --kubeconfig PATH          kubeconfig to use (default: KUBECONFIG, ~/.kube/config, else in-cluster)
+  --namespaces a,b           namespaces to watch (default: all; env WATCH_NAMESPACES)
+  --workers N                pairs reconciled at once (default 4)
+  --image IMAGE              image for the ponger and pinger when a pair does not set one
+                             (default: env PINGPONG_IMAGE, else pingpong-operator:dev)
+  --metrics-address ADDR     address of /metrics, /healthz, /readyz (default 0.0.0.0)
+  --metrics-port PORT        (default 8080; 0 picks a free port)
+  --leader-elect true|false  hold a Lease so only one replica writes (default true)
+  --namespace NS             the operator's namespace, for the Lease and NetworkPolicies
+                             (default: POD_NAMESPACE, else the kubeconfig's namespace, else default)
+  --ca-rotation-step DUR     how long each CA rotation step lasts, for the kubelet to update
+                             mounted Secrets (default 2m)
+`;
+
+const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+function flagError(message: string): never {
+  throw Object.assign(new Error(`${message}\n\n${operatorUsage}`), { name: "UsageError" });
+}
+
+export function operatorOptions(args: string[], env: NodeJS.ProcessEnv, logger: Logger): OperatorOptions {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      kubeconfig: { type: "string" },
+      namespaces: { type: "string" },
+      workers: { type: "string", default: "4" },
+      image: { type: "string" },
+      "metrics-address": { type: "string", default: "0.0.0.0" },
+      "metrics-port": { type: "string", default: "8080" },
+      "leader-elect": { type: "string", default: "true" },
+      namespace: { type: "string" },
+      "ca-rotation-step": { type: "string", default: "2m" },
+    },
+  });
+  const kubeConfig = new KubeConfig();
+  if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
+  else kubeConfig.loadFromDefault();
+
+  const workers = Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64)
+    flagError(`--workers ${values.workers}: use a whole number from 1 to 64`);
+  const port = Number(values["metrics-port"]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    flagError(`--metrics-port ${values["metrics-port"]}: use 0 to 65535`);
+  const leaderElect = values["leader-elect"];
+  if (leaderElect !== "true" && leaderElect !== "false")
+    flagError(`--leader-elect ${leaderElect}: use true or false`);
+  let rotationStepMs: number;
+  try {
+    rotationStepMs = parseDuration(values["ca-rotation-step"]);
+  } catch (error) {
+    flagError(`--ca-rotation-step: ${(error as Error).message}`);
+  }
+
+  let inClusterNamespace: string | undefined;
+  try {
+    inClusterNamespace = readFileSync(inClusterNamespaceFile, "utf8").trim();
+  } catch {
+    inClusterNamespace = undefined;
+  }
+  const contextNamespace = kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace;
+  const namespace =
+    values.namespace ?? env.POD_NAMESPACE ?? inClusterNamespace ?? contextNamespace ?? "default";
+  const namespaces = (values.namespaces ?? env.WATCH_NAMESPACES ?? "")
+    .split(",")
+    .map((n) => n.trim())
+    .filter(Boolean);
+
+  return {
+    kubeConfig,
+    logger,
+    namespaces,
+    workers,
+    image: values.image ?? env.PINGPONG_IMAGE ?? "pingpong-operator:dev",
+    metricsAddress: values["metrics-address"],
+    metricsPort: port,
+    leaderElection: leaderElect === "true",
+    namespace,
+    rotationStepMs,
+  };
+}

@@ -1,0 +1,236 @@
+/**
+ * The operator process: caches for PingPongPairs and their labelled children, the controller that
+ * reconciles pairs, leader election, and the metrics/probe port. Only the leader starts informers
+ * and writes; a standby waits on the Lease.
+ */
+import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
+import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import type { Logger } from "../lib/logger.ts";
+import { type ProbeServer, startProbeServer } from "../lib/probe-server.ts";
+import type { PingPongPair } from "./api/types.ts";
+import { kind as pairKind } from "./api/types.ts";
+import { InvalidSpecError } from "./api/spec.ts";
+import { childSelector } from "./pingpongpair/names.ts";
+import { ChildConflictError, createReconciler } from "./pingpongpair/reconcile.ts";
+import { WorkerPoolMinter } from "./pki/minter.ts";
+import { Controller } from "./runtime/controller.ts";
+import { KubeEventRecorder } from "./runtime/events.ts";
+import { Informer, objectKey, withoutManagedFields } from "./runtime/informer.ts";
+import { KubeApiError, KubeClient } from "./runtime/kube-client.ts";
+import { LeaderElector } from "./runtime/leader-election.ts";
+import { resources, type ResourceType } from "./runtime/resources.ts";
+
+export interface OperatorOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly logger: Logger;
+  /** Namespaces to watch; every namespace when empty. */
+  readonly namespaces: readonly string[];
+  readonly workers: number;
+  readonly image: string;
+  readonly metricsAddress: string;
+  readonly metricsPort: number;
+  readonly leaderElection: boolean;
+  /** The operator's own namespace: holds the Lease; its pods may read the workloads' metrics. */
+  readonly namespace: string;
+  readonly leaseName?: string;
+  readonly rotationStepMs: number;
+  /** Called when leadership is lost; the process should exit (a standby takes over). */
+  readonly onLostLeadership?: () => void;
+}
+
+export interface RunningOperator {
+  readonly probes: ProbeServer;
+  readonly client: KubeClient;
+  readonly registry: Registry;
+  readonly identity: string | undefined;
+  /** Resolves once this process leads and its caches are synced (never, for a standby that stays one). */
+  readonly leading: Promise<void>;
+  stop(): Promise<void>;
+}
+
+const childTypes: readonly ResourceType[] = [
+  resources.secret,
+  resources.configMap,
+  resources.service,
+  resources.serviceAccount,
+  resources.deployment,
+  resources.networkPolicy,
+  resources.podDisruptionBudget,
+];
+
+/** The key of the PingPongPair that controls `object`, if any. */
+function ownerKey(object: KubernetesObject): string | undefined {
+  const owner = object.metadata?.ownerReferences?.find((o) => o.controller && o.kind === pairKind);
+  return owner ? `${object.metadata?.namespace ?? ""}/${owner.name}` : undefined;
+}
+
+export async function startOperator(options: OperatorOptions): Promise<RunningOperator> {
+  const { logger } = options;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const client = new KubeClient(options.kubeConfig, registry);
+  const minter = new WorkerPoolMinter();
+  const recorder = new KubeEventRecorder(client, logger);
+  const scopes: (string | undefined)[] =
+    options.namespaces.length > 0 ? [...options.namespaces] : [undefined];
+
+  const controller = new Controller({
+    name: "pingpongpair",
+    logger,
+    registry,
+    concurrency: options.workers,
+    reconcile: (key) => reconcile(key),
+    errorPolicy: (_key, error) =>
+      error instanceof ChildConflictError ? { requeueAfterMs: 30_000 } : { backoff: true },
+    errorLabel: (error) =>
+      error instanceof ChildConflictError
+        ? "child_conflict"
+        : error instanceof KubeApiError
+          ? `api_${error.status}`
+          : error instanceof InvalidSpecError
+            ? "invalid_spec"
+            : "error",
+  });
+
+  const pairInformers = scopes.map(
+    (namespace) =>
+      new Informer<PingPongPair>({
+        client,
+        type: resources.pingPongPair,
+        namespace,
+        transform: withoutManagedFields,
+        onChange: (change, pair) => {
+          if (change !== "deleted") controller.queue.add(objectKey(pair));
+        },
+        onLifecycle: controller.lifecycle(resources.pingPongPair.plural),
+      }),
+  );
+  const childInformers = new Map<string, Informer<KubernetesObject>[]>();
+  for (const type of childTypes) {
+    childInformers.set(
+      type.kind,
+      scopes.map(
+        (namespace) =>
+          new Informer<KubernetesObject>({
+            client,
+            type,
+            namespace,
+            labelSelector: childSelector,
+            transform: withoutManagedFields,
+            onChange: (_change, object) => {
+              const key = ownerKey(object);
+              if (key) controller.queue.add(key);
+            },
+            onLifecycle: controller.lifecycle(type.plural),
+          }),
+      ),
+    );
+  }
+  for (const informer of [...pairInformers, ...[...childInformers.values()].flat()]) {
+    controller.watch(informer);
+  }
+
+  // One namespace per informer: look an object up in the informer for its namespace.
+  const lookup = <T extends KubernetesObject>(informers: readonly Informer<T>[]) => ({
+    get: (namespace: string, name: string) => {
+      for (const informer of informers) {
+        const found = informer.get(namespace, name);
+        if (found) return found;
+      }
+      return undefined;
+    },
+  });
+  const reconcile = createReconciler({
+    client,
+    caches: {
+      pairs: lookup(pairInformers) as Informer<PingPongPair>,
+      children: new Map([...childInformers].map(([k, v]) => [k, lookup(v) as Informer<KubernetesObject>])),
+    },
+    minter,
+    recorder,
+    logger,
+    defaultImage: options.image,
+    operatorNamespace: options.namespace,
+    rotationStepMs: options.rotationStepMs,
+  });
+
+  new Gauge({
+    name: "pingpong_operator_certificate_expiry_timestamp_seconds",
+    help: "When each pair's certificates expire (Unix time), as last written to its status.",
+    labelNames: ["namespace", "pair", "certificate"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const pair of pairInformers.flatMap((i) => i.list())) {
+        const labels = { namespace: pair.metadata?.namespace ?? "", pair: pair.metadata?.name ?? "" };
+        const { ca, certificates } = pair.status ?? {};
+        for (const [certificate, notAfter] of [
+          ["ca", ca?.notAfter],
+          ["ponger", certificates?.ponger?.notAfter],
+          ["pinger", certificates?.pinger?.notAfter],
+        ] as const) {
+          if (notAfter) this.set({ ...labels, certificate }, Date.parse(notAfter) / 1000);
+        }
+      }
+    },
+  });
+
+  let synced = false;
+  let stopping = false;
+  const elector = options.leaderElection
+    ? new LeaderElector({
+        client,
+        namespace: options.namespace,
+        name: options.leaseName ?? "pingpong-operator",
+        logger,
+      })
+    : undefined;
+
+  const probes = await startProbeServer({
+    address: options.metricsAddress,
+    port: options.metricsPort,
+    registry,
+    logger,
+    // A standby is ready: it is healthy and waiting; only the leader has caches to sync.
+    readiness: () =>
+      stopping
+        ? { ready: false, reason: "shutting down" }
+        : synced || (elector !== undefined && !elector.isLeader)
+          ? { ready: true }
+          : { ready: false, reason: "caches are syncing" },
+  });
+
+  const leading = (async () => {
+    if (elector) {
+      const won = await elector.acquire(() => {
+        logger.error("Leadership lost; stopping");
+        options.onLostLeadership?.();
+      });
+      if (!won) return new Promise<void>(() => undefined);
+    }
+    await controller.start();
+    synced = true;
+    logger.info(
+      { namespaces: options.namespaces.length > 0 ? options.namespaces : "all", workers: options.workers },
+      "Operator started",
+    );
+  })();
+  leading.catch((error: unknown) => {
+    logger.error({ err: error }, "Operator failed to start");
+  });
+
+  return {
+    probes,
+    client,
+    registry,
+    identity: elector?.identity,
+    leading,
+    stop: async () => {
+      stopping = true;
+      await controller.stop();
+      await elector?.release();
+      await minter.close();
+      await probes.close();
+    },
+  };
+}

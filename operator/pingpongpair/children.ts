@@ -1,0 +1,315 @@
+/**
+ * Pure builders for the pair's workload children: same input, same objects, no I/O. Certificates are
+ * built by certificates.ts; everything here only references them by Secret name.
+ */
+import { createHash } from "node:crypto";
+import type {
+  KubernetesObject,
+  V1ConfigMap,
+  V1Container,
+  V1Deployment,
+  V1LabelSelector,
+  V1PodDisruptionBudget,
+  V1Service,
+  V1ServiceAccount,
+  V1Volume,
+} from "@kubernetes/client-node";
+import { stringify } from "yaml";
+import type { ResolvedSpec } from "../api/spec.ts";
+import type { PingPongPair } from "../api/types.ts";
+import { annotations, childNames, labels, ownerReference, selectorLabels } from "./names.ts";
+
+export const metricsPort = 9090;
+export const tlsMountPath = "/etc/pingpong/tls";
+export const configMountPath = "/etc/pingpong/config";
+/** A fixed non-root user: Pod Security "restricted" requires runAsNonRoot. */
+export const workloadUser = 65532;
+
+const defaultResources = { requests: { cpu: "10m", memory: "64Mi" }, limits: { memory: "256Mi" } };
+
+/**
+ * NetworkPolicy as the API spells it. (@kubernetes/client-node's model renames `from` to `_from` for
+ * its own serializer; this operator sends plain JSON.)
+ */
+export interface NetworkPolicy extends KubernetesObject {
+  spec: {
+    podSelector: V1LabelSelector;
+    policyTypes: string[];
+    ingress: {
+      from: ({ podSelector: V1LabelSelector } | { namespaceSelector: V1LabelSelector })[];
+      ports: { protocol: string; port: number }[];
+    }[];
+  };
+}
+
+/** Quantities as strings, the form the API server returns, so applied and stored values compare equal. */
+function quantities(values: Record<string, string | number> | undefined): Record<string, string> | undefined {
+  return values === undefined
+    ? undefined
+    : Object.fromEntries(Object.entries(values).map(([k, v]) => [k, String(v)]));
+}
+
+export interface BuildContext {
+  readonly pair: PingPongPair;
+  readonly spec: ResolvedSpec;
+  /** Namespace the operator runs in: its pods may read the workloads' metrics ports. */
+  readonly operatorNamespace: string;
+}
+
+function meta(context: BuildContext, name: string, component: "ponger" | "pinger") {
+  return {
+    name,
+    namespace: context.pair.metadata?.namespace ?? "",
+    labels: labels(context.pair.metadata?.name ?? "", component),
+    ownerReferences: [ownerReference(context.pair)],
+  };
+}
+
+const pairName = (context: BuildContext) => context.pair.metadata?.name ?? "";
+const mutual = (context: BuildContext) => context.spec.tls.mode === "MutualTLS";
+
+export function pongerConfigFile(context: BuildContext): string {
+  return stringify({
+    service: {
+      address: "0.0.0.0",
+      port: context.spec.ponger.port,
+      protocol: "https",
+      tlsCertificate: `${tlsMountPath}/tls.crt`,
+      tlsPrivateKey: `${tlsMountPath}/tls.key`,
+      ...(mutual(context) ? { clientCA: `${tlsMountPath}/ca.crt` } : {}),
+    },
+    metrics: { address: "0.0.0.0", port: metricsPort },
+  });
+}
+
+export function pingerConfigFile(context: BuildContext): string {
+  const namespace = context.pair.metadata?.namespace ?? "";
+  return stringify({
+    ponger: {
+      url: `https://${childNames(pairName(context)).ponger}.${namespace}.svc:${context.spec.ponger.port}/ping`,
+      acceptCert: `${tlsMountPath}/ca.crt`,
+      ...(mutual(context)
+        ? { clientCertificate: `${tlsMountPath}/tls.crt`, clientPrivateKey: `${tlsMountPath}/tls.key` }
+        : {}),
+    },
+    interval: context.spec.pinger.interval,
+    timeout: context.spec.pinger.timeout,
+    metrics: { address: "0.0.0.0", port: metricsPort },
+  });
+}
+
+function configMap(context: BuildContext, component: "ponger" | "pinger"): V1ConfigMap {
+  const names = childNames(pairName(context));
+  const file = component === "ponger" ? pongerConfigFile(context) : pingerConfigFile(context);
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: meta(context, component === "ponger" ? names.pongerConfig : names.pingerConfig, component),
+    data: { [`${component}.yaml`]: file },
+  };
+}
+
+export const pongerConfigMap = (context: BuildContext) => configMap(context, "ponger");
+export const pingerConfigMap = (context: BuildContext) => configMap(context, "pinger");
+
+function serviceAccount(context: BuildContext, component: "ponger" | "pinger"): V1ServiceAccount {
+  const names = childNames(pairName(context));
+  return {
+    apiVersion: "v1",
+    kind: "ServiceAccount",
+    metadata: meta(context, component === "ponger" ? names.ponger : names.pinger, component),
+    // The workloads never call the Kubernetes API.
+    automountServiceAccountToken: false,
+  };
+}
+
+export const pongerServiceAccount = (context: BuildContext) => serviceAccount(context, "ponger");
+export const pingerServiceAccount = (context: BuildContext) => serviceAccount(context, "pinger");
+
+function tlsVolume(context: BuildContext, component: "ponger" | "pinger"): V1Volume {
+  const names = childNames(pairName(context));
+  // In TLS mode the pinger only needs the trust bundle: its key is not mounted where it is not used.
+  const onlyBundle = component === "pinger" && !mutual(context);
+  return {
+    name: "tls",
+    secret: {
+      secretName: component === "ponger" ? names.pongerSecret : names.pingerSecret,
+      defaultMode: 0o440,
+      ...(onlyBundle ? { items: [{ key: "ca.crt", path: "ca.crt" }] } : {}),
+    },
+  };
+}
+
+function container(context: BuildContext, component: "ponger" | "pinger"): V1Container {
+  const spec = component === "ponger" ? context.spec.ponger : context.spec.pinger;
+  const hasResources = Object.keys(spec.resources).length > 0;
+  return {
+    name: component,
+    image: context.spec.image,
+    args: [component, "--config", `${configMountPath}/${component}.yaml`],
+    env: [
+      { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+      // Bounds Node's heap to the container: without it V8 sizes itself for the node's memory.
+      { name: "NODE_OPTIONS", value: "--max-old-space-size=96" },
+    ],
+    ports: [
+      ...(component === "ponger"
+        ? [{ name: "https", containerPort: context.spec.ponger.port, protocol: "TCP" }]
+        : []),
+      { name: "metrics", containerPort: metricsPort, protocol: "TCP" },
+    ],
+    livenessProbe: { httpGet: { path: "/healthz", port: "metrics" }, periodSeconds: 10, failureThreshold: 3 },
+    readinessProbe: { httpGet: { path: "/readyz", port: "metrics" }, periodSeconds: 5, failureThreshold: 2 },
+    resources: hasResources
+      ? {
+          ...(spec.resources.requests ? { requests: quantities(spec.resources.requests) } : {}),
+          ...(spec.resources.limits ? { limits: quantities(spec.resources.limits) } : {}),
+        }
+      : defaultResources,
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+    volumeMounts: [
+      { name: "tls", mountPath: tlsMountPath, readOnly: true },
+      { name: "config", mountPath: configMountPath, readOnly: true },
+    ],
+  };
+}
+
+function deployment(context: BuildContext, component: "ponger" | "pinger"): V1Deployment {
+  const names = childNames(pairName(context));
+  const name = component === "ponger" ? names.ponger : names.pinger;
+  const configFile = component === "ponger" ? pongerConfigFile(context) : pingerConfigFile(context);
+  const replicas = component === "ponger" ? context.spec.ponger.replicas : context.spec.pinger.replicas;
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: meta(context, name, component),
+    spec: {
+      replicas,
+      selector: { matchLabels: selectorLabels(pairName(context), component) },
+      strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      template: {
+        metadata: {
+          labels: labels(pairName(context), component),
+          // Programs read their config at start: a changed config rolls the pods.
+          annotations: {
+            [annotations.configHash]: createHash("sha256").update(configFile).digest("hex").slice(0, 16),
+          },
+        },
+        spec: {
+          serviceAccountName: name,
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: workloadUser,
+            runAsGroup: workloadUser,
+            fsGroup: workloadUser,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          containers: [container(context, component)],
+          volumes: [
+            tlsVolume(context, component),
+            {
+              name: "config",
+              configMap: {
+                name: component === "ponger" ? names.pongerConfig : names.pingerConfig,
+                defaultMode: 0o444,
+              },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+export const pongerDeployment = (context: BuildContext) => deployment(context, "ponger");
+export const pingerDeployment = (context: BuildContext) => deployment(context, "pinger");
+
+export function pongerService(context: BuildContext): V1Service {
+  const names = childNames(pairName(context));
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: meta(context, names.ponger, "ponger"),
+    spec: {
+      type: "ClusterIP",
+      selector: selectorLabels(pairName(context), "ponger"),
+      ports: [{ name: "https", port: context.spec.ponger.port, targetPort: "https", protocol: "TCP" }],
+    },
+  };
+}
+
+function fromOperatorNamespace(context: BuildContext) {
+  return {
+    namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": context.operatorNamespace } },
+  };
+}
+
+/** Only the pair's pingers reach the ponger; only the operator's namespace reaches its metrics. */
+export function pongerNetworkPolicy(context: BuildContext): NetworkPolicy {
+  const pair = pairName(context);
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: meta(context, childNames(pair).ponger, "ponger"),
+    spec: {
+      podSelector: { matchLabels: selectorLabels(pair, "ponger") },
+      policyTypes: ["Ingress"],
+      ingress: [
+        {
+          from: [{ podSelector: { matchLabels: selectorLabels(pair, "pinger") } }],
+          ports: [{ protocol: "TCP", port: context.spec.ponger.port }],
+        },
+        { from: [fromOperatorNamespace(context)], ports: [{ protocol: "TCP", port: metricsPort }] },
+      ],
+    },
+  };
+}
+
+export function pingerNetworkPolicy(context: BuildContext): NetworkPolicy {
+  const pair = pairName(context);
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: meta(context, childNames(pair).pinger, "pinger"),
+    spec: {
+      podSelector: { matchLabels: selectorLabels(pair, "pinger") },
+      policyTypes: ["Ingress"],
+      ingress: [{ from: [fromOperatorNamespace(context)], ports: [{ protocol: "TCP", port: metricsPort }] }],
+    },
+  };
+}
+
+export function pongerDisruptionBudget(context: BuildContext): V1PodDisruptionBudget {
+  const pair = pairName(context);
+  return {
+    apiVersion: "policy/v1",
+    kind: "PodDisruptionBudget",
+    metadata: meta(context, childNames(pair).ponger, "ponger"),
+    spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(pair, "ponger") } },
+  };
+}
+
+/** Every workload child the spec asks for, in apply order (config and identities before pods). */
+export function desiredWorkloadChildren(context: BuildContext): KubernetesObject[] {
+  return [
+    pongerServiceAccount(context),
+    pingerServiceAccount(context),
+    pongerConfigMap(context),
+    pingerConfigMap(context),
+    pongerService(context),
+    pongerDeployment(context),
+    pingerDeployment(context),
+    ...(context.spec.networkPolicy.enabled
+      ? [pongerNetworkPolicy(context), pingerNetworkPolicy(context)]
+      : []),
+    ...(context.spec.ponger.replicas > 1 ? [pongerDisruptionBudget(context)] : []),
+  ];
+}

@@ -1,0 +1,197 @@
+/**
+ * Reconcile one PingPongPair: read it and its children from the caches, decide the certificates,
+ * build every child with the pure builders, write what differs with server-side apply, and write the
+ * status when it changed. It acts on state, not on events, so it is safe to run any number of times:
+ * a crash halfway is finished by the next run.
+ */
+import type { KubernetesObject, V1Deployment, V1Secret } from "@kubernetes/client-node";
+import type { Logger } from "../../lib/logger.ts";
+import { InvalidSpecError, resolveSpec } from "../api/spec.ts";
+import { apiVersion, kind, type PingPongPair, type PingPongPairStatus } from "../api/types.ts";
+import type { CertificateMinter } from "../pki/minter.ts";
+import type { ReconcileResult } from "../runtime/controller.ts";
+import type { EventRecorder } from "../runtime/events.ts";
+import type { Informer } from "../runtime/informer.ts";
+import type { KubeClient } from "../runtime/kube-client.ts";
+import { resourceTypeOf } from "../runtime/resources.ts";
+import { reconcileCertificates } from "./certificates.ts";
+import { desiredWorkloadChildren } from "./children.ts";
+import { childNames } from "./names.ts";
+import { buildStatus, type Problem } from "./status.ts";
+
+/** A child exists under our name but belongs to someone else: we will not overwrite it. */
+export class ChildConflictError extends Error {
+  override readonly name = "ChildConflictError";
+}
+
+export interface PairCaches {
+  readonly pairs: Informer<PingPongPair>;
+  /** Child informers by kind ("Secret", "Deployment", ...). */
+  readonly children: ReadonlyMap<string, Informer<KubernetesObject>>;
+}
+
+export interface ReconcilerContext {
+  readonly client: KubeClient;
+  readonly caches: PairCaches;
+  readonly minter: CertificateMinter;
+  readonly recorder: EventRecorder;
+  readonly logger: Logger;
+  readonly defaultImage: string;
+  readonly operatorNamespace: string;
+  readonly rotationStepMs: number;
+  readonly now?: () => Date;
+}
+
+/** Whether every field of `desired` is present with the same value in `live` (arrays element-wise). */
+export function containsAll(live: unknown, desired: unknown): boolean {
+  if (desired === null || typeof desired !== "object") return live === desired;
+  if (Array.isArray(desired)) {
+    return (
+      Array.isArray(live) &&
+      live.length === desired.length &&
+      desired.every((d, i) => containsAll(live[i], d))
+    );
+  }
+  if (live === null || typeof live !== "object" || Array.isArray(live)) return false;
+  const record = live as Record<string, unknown>;
+  return Object.entries(desired).every(
+    ([key, value]) => value === undefined || containsAll(record[key], value),
+  );
+}
+
+const minimumRequeueMs = 1_000;
+
+export function createReconciler(context: ReconcilerContext): (key: string) => Promise<ReconcileResult> {
+  const { client, caches, minter, recorder, logger } = context;
+  const now = context.now ?? (() => new Date());
+  const child = (kindName: string, namespace: string, name: string): KubernetesObject | undefined =>
+    caches.children.get(kindName)?.get(namespace, name);
+
+  /** Applies `desired` unless the cached child already has it; refuses to take over a stranger's object. */
+  async function ensure(pair: PingPongPair, desired: KubernetesObject): Promise<void> {
+    const namespace = desired.metadata?.namespace ?? "";
+    const name = desired.metadata?.name ?? "";
+    const cached = child(desired.kind ?? "", namespace, name);
+    if (cached && containsAll(cached, desired)) return;
+    if (!cached) {
+      // Not in our cache (which holds only objects we label): make sure no one else's object has the name.
+      const existing = await client.get(resourceTypeOf(desired.apiVersion, desired.kind), namespace, name);
+      const ownerUid = existing?.metadata?.ownerReferences?.find((o) => o.controller)?.uid;
+      if (existing && ownerUid !== pair.metadata?.uid) {
+        throw new ChildConflictError(
+          `${desired.kind ?? "object"} ${namespace}/${name} already exists and is not managed by this PingPongPair; delete or rename it`,
+        );
+      }
+    }
+    await client.apply(desired);
+  }
+
+  async function remove(kindName: string, namespace: string, name: string): Promise<void> {
+    const cached = child(kindName, namespace, name);
+    if (!cached) return;
+    const type = resourceTypeOf(cached.apiVersion, cached.kind);
+    await client.delete(type, namespace, name);
+  }
+
+  async function writeStatus(pair: PingPongPair, status: PingPongPairStatus): Promise<void> {
+    if (JSON.stringify(status) === JSON.stringify(pair.status ?? {})) return;
+    await client.apply(
+      {
+        apiVersion,
+        kind,
+        metadata: { name: pair.metadata?.name ?? "", namespace: pair.metadata?.namespace ?? "" },
+        status,
+      },
+      "status",
+    );
+  }
+
+  async function reportProblem(pair: PingPongPair, problem: Problem): Promise<void> {
+    const status = buildStatus({ pair, now: now(), problem });
+    const alreadyReported = pair.status?.conditions?.some(
+      (c) => c.type === "Ready" && c.reason === problem.reason && c.message === problem.message,
+    );
+    await writeStatus(pair, status);
+    if (!alreadyReported) recorder.record(pair, "Warning", problem.reason, problem.message);
+  }
+
+  return async function reconcile(key: string): Promise<ReconcileResult> {
+    const [namespace = "", name = ""] = key.split("/");
+    const pair = caches.pairs.get(namespace, name);
+    // Deleted: the garbage collector removes the children through their ownerReferences.
+    if (!pair || pair.metadata?.deletionTimestamp) return {};
+    const log = logger.child({ pair: key });
+
+    let spec;
+    try {
+      spec = resolveSpec(pair, context.defaultImage);
+    } catch (error) {
+      if (!(error instanceof InvalidSpecError)) throw error;
+      // Terminal until the spec changes: report it, touch nothing else.
+      log.warn({ problems: error.problems }, "Invalid spec");
+      await reportProblem(pair, {
+        reason: "InvalidSpec",
+        message: `${error.message}; fix the spec and apply it again`,
+      });
+      return {};
+    }
+
+    const names = childNames(name);
+    const secret = (n: string) => child("Secret", namespace, n) as V1Secret | undefined;
+    try {
+      const started = now();
+      const certificates = await reconcileCertificates({
+        pair,
+        spec,
+        stored: {
+          ca: secret(names.caSecret),
+          ponger: secret(names.pongerSecret),
+          pinger: secret(names.pingerSecret),
+        },
+        minter,
+        now: started,
+        rotationStepMs: context.rotationStepMs,
+      });
+      for (const desired of certificates.secrets) await ensure(pair, desired);
+      for (const issued of certificates.issued) {
+        const what = issued.role === "ca" ? "CA" : `${issued.role} certificate`;
+        log.info({ role: issued.role, reason: issued.reason, serial: issued.serial }, `Issued ${what}`);
+        recorder.record(
+          pair,
+          "Normal",
+          issued.role === "ca" ? "IssuedCA" : "IssuedCertificate",
+          `issued the ${what} (serial ${issued.serial}): ${issued.message}`,
+        );
+      }
+
+      const desired = desiredWorkloadChildren({ pair, spec, operatorNamespace: context.operatorNamespace });
+      for (const object of desired) await ensure(pair, object);
+      // What the spec no longer asks for.
+      if (spec.ponger.replicas <= 1) await remove("PodDisruptionBudget", namespace, names.ponger);
+      if (!spec.networkPolicy.enabled) {
+        await remove("NetworkPolicy", namespace, names.ponger);
+        await remove("NetworkPolicy", namespace, names.pinger);
+      }
+
+      const status = buildStatus({
+        pair,
+        now: now(),
+        spec,
+        certificates,
+        deployments: {
+          ponger: child("Deployment", namespace, names.ponger) as V1Deployment | undefined,
+          pinger: child("Deployment", namespace, names.pinger) as V1Deployment | undefined,
+        },
+      });
+      await writeStatus(pair, status);
+      return {
+        requeueAfterMs: Math.max(minimumRequeueMs, certificates.nextCheck.getTime() - now().getTime()),
+      };
+    } catch (error) {
+      if (error instanceof ChildConflictError) {
+        await reportProblem(pair, { reason: "ChildConflict", message: error.message });
+      }
+      throw error;
+    }
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * The pair's status, computed from what the reconcile saw. Pure. Conditions keep their
+ * lastTransitionTime unless their status changes, so an unchanged pair produces an identical status
+ * and the operator does not write it.
+ */
+import type { V1Deployment } from "@kubernetes/client-node";
+import type { ResolvedSpec } from "../api/spec.ts";
+import {
+  type Condition,
+  type ConditionStatus,
+  conditionTypes,
+  type PingPongPair,
+  type PingPongPairStatus,
+} from "../api/types.ts";
+import type { CertificatesResult } from "./certificates.ts";
+import { selectorString } from "./names.ts";
+
+/** A reason the pair cannot be reconciled as it is: reported, not retried hot. */
+export interface Problem {
+  readonly reason: "InvalidSpec" | "ChildConflict" | "ReconcileError";
+  readonly message: string;
+}
+
+export interface StatusInput {
+  readonly pair: PingPongPair;
+  readonly now: Date;
+  readonly spec?: ResolvedSpec | undefined;
+  readonly certificates?: CertificatesResult | undefined;
+  readonly deployments?: {
+    readonly ponger?: V1Deployment | undefined;
+    readonly pinger?: V1Deployment | undefined;
+  };
+  readonly problem?: Problem | undefined;
+}
+
+export function setCondition(
+  conditions: readonly Condition[],
+  next: Omit<Condition, "lastTransitionTime">,
+  now: Date,
+): Condition[] {
+  const existing = conditions.find((c) => c.type === next.type);
+  const lastTransitionTime =
+    existing && existing.status === next.status ? existing.lastTransitionTime : now.toISOString();
+  const updated: Condition = { ...next, lastTransitionTime };
+  return existing ? conditions.map((c) => (c.type === next.type ? updated : c)) : [...conditions, updated];
+}
+
+interface Availability {
+  readonly desired: number;
+  readonly ready: number;
+  readonly available: boolean;
+  readonly text: string;
+}
+
+function availability(
+  deployment: V1Deployment | undefined,
+  desired: number,
+  generationSeen: boolean,
+): Availability {
+  const ready = deployment?.status?.readyReplicas ?? 0;
+  const availableReplicas = deployment?.status?.availableReplicas ?? 0;
+  const updated = deployment?.status?.updatedReplicas ?? 0;
+  const current =
+    deployment !== undefined &&
+    generationSeen &&
+    (deployment.status?.observedGeneration ?? 0) >= (deployment.metadata?.generation ?? 0);
+  return {
+    desired,
+    ready,
+    available: current && availableReplicas >= desired && updated >= desired,
+    text: `${ready}/${desired}`,
+  };
+}
+
+export function buildStatus(input: StatusInput): PingPongPairStatus {
+  const { pair, now, spec, certificates, deployments, problem } = input;
+  const previous = pair.status ?? {};
+  const generation = pair.metadata?.generation ?? 0;
+  let conditions: Condition[] = previous.conditions ?? [];
+  const set = (type: string, status: ConditionStatus, reason: string, message: string) => {
+    conditions = setCondition(
+      conditions,
+      { type, status, reason, message, observedGeneration: generation },
+      now,
+    );
+  };
+
+  const status: PingPongPairStatus = { ...previous, observedGeneration: generation };
+
+  if (certificates) {
+    const rotation = certificates.caRotation;
+    set(
+      conditionTypes.certificatesReady,
+      "True",
+      rotation ? "RotatingCA" : "Issued",
+      rotation
+        ? `CA rotation in progress: ${rotation.phase === "TrustBoth" ? "step 1 of 3, every workload trusts the old and the new CA" : "step 2 of 3, leaves re-issued from the new CA; the old CA is dropped next"} (since ${rotation.since.toISOString()})`
+        : `CA and leaf certificates are valid; next renewal at ${certificates.nextCheck.toISOString()}`,
+    );
+    status.ca = certificates.status.ca;
+    status.certificates = certificates.status.certificates;
+  }
+
+  let workloadsAvailable = false;
+  if (spec && deployments) {
+    const ponger = availability(deployments.ponger, spec.ponger.replicas, true);
+    const pinger = availability(deployments.pinger, spec.pinger.replicas, true);
+    workloadsAvailable = ponger.available && pinger.available;
+    set(
+      conditionTypes.workloadsAvailable,
+      workloadsAvailable ? "True" : "False",
+      workloadsAvailable ? "Available" : deployments.ponger && deployments.pinger ? "Progressing" : "Missing",
+      `ponger ${ponger.text} ready, pinger ${pinger.text} ready`,
+    );
+    status.ponger = {
+      replicas: deployments.ponger?.status?.replicas ?? 0,
+      readyReplicas: ponger.ready,
+      selector: selectorString(pair.metadata?.name ?? "", "ponger"),
+      ready: ponger.text,
+    };
+    status.pinger = {
+      replicas: deployments.pinger?.status?.replicas ?? 0,
+      readyReplicas: pinger.ready,
+      ready: pinger.text,
+    };
+  }
+
+  if (!conditions.some((c) => c.type === conditionTypes.pingHealthy)) {
+    set(
+      conditionTypes.pingHealthy,
+      "Unknown",
+      "NotMeasured",
+      "ping health has not been read from the pingers yet",
+    );
+  }
+
+  const certificatesReady =
+    conditions.find((c) => c.type === conditionTypes.certificatesReady)?.status === "True";
+  if (problem) {
+    set(conditionTypes.ready, "False", problem.reason, problem.message);
+  } else if (!certificatesReady) {
+    set(conditionTypes.ready, "False", "CertificatesNotReady", "the certificates are not issued yet");
+  } else if (!workloadsAvailable) {
+    const message = conditions.find((c) => c.type === conditionTypes.workloadsAvailable)?.message ?? "";
+    set(conditionTypes.ready, "False", "WorkloadsUnavailable", `waiting for pods: ${message}`);
+  } else {
+    set(conditionTypes.ready, "True", "Ready", "certificates issued and every pod ready");
+  }
+  // Keep the conditions in a stable order: the four types first, as documented.
+  const order: string[] = Object.values(conditionTypes);
+  status.conditions = [...conditions].sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
+  return status;
+}

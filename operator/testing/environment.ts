@@ -1,0 +1,180 @@
+/**
+ * A real control plane with what the operator ships installed: the CRD from crds/ and the RBAC from
+ * config/rbac, and a kubeconfig that authenticates as the operator's ServiceAccount. Operators
+ * started here therefore have exactly the permissions the manifests grant.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import { parseAllDocuments } from "yaml";
+import { Writable } from "node:stream";
+import type { ControlPlane } from "../../controlplane/control-plane.ts";
+import { eventually, startTestControlPlane, testNamespace } from "../../controlplane/testing.ts";
+import { createLogger, type Logger } from "../../lib/logger.ts";
+import { projectRoot } from "../../lib/repo.ts";
+import { loadCrd } from "../api/crd.ts";
+import type { PingPongPair, PingPongPairSpec } from "../api/types.ts";
+import { type OperatorOptions, type RunningOperator, startOperator } from "../operator.ts";
+import { KubeClient } from "../runtime/kube-client.ts";
+import { resources } from "../runtime/resources.ts";
+
+export const operatorNamespace = "pingpong-system";
+const operatorServiceAccount = "pingpong-operator";
+
+interface CrdObject extends KubernetesObject {
+  status?: { conditions?: { type: string; status: string }[] };
+}
+
+/** The objects of config/rbac as shipped, with their namespace set to `namespace`. */
+export function rbacObjects(namespace: string): KubernetesObject[] {
+  const dir = join(projectRoot(), "config", "rbac");
+  const files = readdirSync(dir).filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml");
+  return files.flatMap((file) =>
+    parseAllDocuments(readFileSync(join(dir, file), "utf8")).map((doc) => {
+      const object = doc.toJS() as KubernetesObject & { subjects?: { namespace?: string }[] };
+      if (object.metadata?.namespace) object.metadata.namespace = namespace;
+      for (const subject of object.subjects ?? []) if (subject.namespace) subject.namespace = namespace;
+      return object;
+    }),
+  );
+}
+
+export class OperatorEnvironment {
+  readonly plane: ControlPlane;
+  readonly admin: KubeClient;
+  readonly adminConfig: KubeConfig;
+  readonly operatorConfig: KubeConfig;
+  private readonly operators: RunningOperator[] = [];
+
+  private constructor(plane: ControlPlane, operatorConfig: KubeConfig) {
+    this.plane = plane;
+    this.adminConfig = plane.adminKubeConfig();
+    this.admin = new KubeClient(this.adminConfig);
+    this.operatorConfig = operatorConfig;
+  }
+
+  static async start(): Promise<OperatorEnvironment> {
+    const plane = await startTestControlPlane();
+    try {
+      const admin = new KubeClient(plane.adminKubeConfig());
+      await admin.create(loadCrd());
+      await eventually("the CRD to be established", async () => {
+        const crd = await admin.get<CrdObject>(
+          resources.customResourceDefinition,
+          undefined,
+          "pingpongpairs.pingpong.dev",
+        );
+        return crd?.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")
+          ? true
+          : undefined;
+      });
+      await admin.create({
+        apiVersion: "v1",
+        kind: "Namespace",
+        metadata: { name: operatorNamespace },
+      });
+      for (const object of rbacObjects(operatorNamespace)) await admin.create(object);
+      const operatorConfig = await plane.serviceAccountKubeConfig(operatorNamespace, operatorServiceAccount);
+      return new OperatorEnvironment(plane, operatorConfig);
+    } catch (error) {
+      await plane.stop();
+      throw error;
+    }
+  }
+
+  /** Starts an operator in this process, as the operator's ServiceAccount. */
+  async startOperator(overrides: Partial<OperatorOptions> = {}): Promise<RunningOperator> {
+    const operator = await startOperator({
+      kubeConfig: this.operatorConfig,
+      logger: quietLogger("operator"),
+      namespaces: [],
+      workers: 4,
+      image: "pingpong-operator:test",
+      metricsAddress: "127.0.0.1",
+      metricsPort: 0,
+      leaderElection: false,
+      namespace: operatorNamespace,
+      rotationStepMs: 1_000,
+      ...overrides,
+    });
+    this.operators.push(operator);
+    return operator;
+  }
+
+  async stopOperators(): Promise<void> {
+    await Promise.all(this.operators.splice(0).map((o) => o.stop()));
+  }
+
+  /** A fresh namespace; `restricted` labels it to enforce Pod Security "restricted". */
+  async namespace(prefix: string, restricted = true): Promise<string> {
+    const name = testNamespace(prefix);
+    await this.admin.create({
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: {
+        name,
+        labels: restricted
+          ? {
+              "pod-security.kubernetes.io/enforce": "restricted",
+              "pod-security.kubernetes.io/enforce-version": "latest",
+            }
+          : {},
+      },
+    });
+    return name;
+  }
+
+  async createPair(namespace: string, name: string, spec: PingPongPairSpec = {}): Promise<PingPongPair> {
+    return this.admin.create<PingPongPair>({
+      apiVersion: "pingpong.dev/v1alpha1",
+      kind: "PingPongPair",
+      metadata: { name, namespace },
+      spec,
+    });
+  }
+
+  async pair(namespace: string, name: string): Promise<PingPongPair | undefined> {
+    return this.admin.get<PingPongPair>(resources.pingPongPair, namespace, name);
+  }
+
+  /** Waits until the pair's condition has `status` (and, if given, `reason`) for its current generation. */
+  async condition(
+    namespace: string,
+    name: string,
+    type: string,
+    status: string,
+    reason?: string,
+    timeoutMs = 30_000,
+  ): Promise<PingPongPair> {
+    return eventually(
+      `${namespace}/${name} condition ${type}=${status}${reason ? ` (${reason})` : ""}`,
+      async () => {
+        const pair = await this.pair(namespace, name);
+        const condition = pair?.status?.conditions?.find((c) => c.type === type);
+        const current = pair?.status?.observedGeneration === pair?.metadata?.generation;
+        return current &&
+          condition?.status === status &&
+          (reason === undefined || condition.reason === reason)
+          ? pair
+          : undefined;
+      },
+      timeoutMs,
+    );
+  }
+
+  async stop(): Promise<void> {
+    await this.stopOperators();
+    await this.plane.stop();
+  }
+
+  /** For afterAll: the environment is unset when beforeAll failed to start it. */
+  static async stopIfStarted(env: OperatorEnvironment | undefined): Promise<void> {
+    await env?.stop();
+  }
+}
+
+/** Logs to nowhere unless PINGPONG_TEST_LOGS is set (then to stderr), to keep test output readable. */
+export function quietLogger(name: string): Logger {
+  if (process.env.PINGPONG_TEST_LOGS) return createLogger(name, process.stderr);
+  return createLogger(name, new Writable({ write: (_c, _e, done) => done() }));
+}
