@@ -137,7 +137,7 @@ export function createReconciler(context: ReconcilerContext): (key: string) => P
     }
 
     const names = childNames(name);
-    const secret = (n: string) => child("Secret", namespace, n) as V1Secret | undefined;
+    const secret = (n: string) => child("Secret", namespace, n);
     try {
       const started = now();
       const certificates = await reconcileCertificates({
@@ -179,8 +179,8 @@ export function createReconciler(context: ReconcilerContext): (key: string) => P
         spec,
         certificates,
         deployments: {
-          ponger: child("Deployment", namespace, names.ponger) as V1Deployment | undefined,
-          pinger: child("Deployment", namespace, names.pinger) as V1Deployment | undefined,
+          ponger: child("Deployment", namespace, names.ponger),
+          pinger: child("Deployment", namespace, names.pinger),
         },
       });
       await writeStatus(pair, status);
