@@ -4,7 +4,7 @@
  * status when it changed. It acts on state, not on events, so it is safe to run any number of times:
  * a crash halfway is finished by the next run.
  */
-import type { KubernetesObject, V1Deployment, V1Secret } from "@kubernetes/client-node";
+import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "../../lib/logger.ts";
 import { InvalidSpecError, resolveSpec } from "../api/spec.ts";
 import { apiVersion, kind, type PingPongPair, type PingPongPairStatus } from "../api/types.ts";
