@@ -4,6 +4,7 @@
  * status when it changed. It acts on state, not on events, so it is safe to run any number of times:
  * a crash halfway is finished by the next run.
  */
+import { isDeepStrictEqual } from "node:util";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "../../lib/logger.ts";
 import { InvalidSpecError, resolveSpec } from "../api/spec.ts";
@@ -94,7 +95,9 @@ export function createReconciler(context: ReconcilerContext): (key: string) => P
   }
 
   async function writeStatus(pair: PingPongPair, status: PingPongPairStatus): Promise<void> {
-    if (JSON.stringify(status) === JSON.stringify(pair.status ?? {})) return;
+    // Structural comparison: the API server returns fields in its own order. The JSON round trip
+    // drops undefined fields, which the server never stores.
+    if (isDeepStrictEqual(JSON.parse(JSON.stringify(status)), pair.status ?? {})) return;
     await client.apply(
       {
         apiVersion,

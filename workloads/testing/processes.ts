@@ -86,9 +86,14 @@ export class CliProcess {
     return value;
   }
 
-  /** Sends a signal and resolves with the exit code. */
+  /** Whether the process has ended, by exiting or by a signal. */
+  get ended(): boolean {
+    return this.child.exitCode !== null || this.child.signalCode !== null;
+  }
+
+  /** Sends a signal and resolves with the exit code (null when a signal ended it). */
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
-    if (this.child.exitCode !== null) return this.child.exitCode;
+    if (this.ended) return this.child.exitCode;
     const exited = once(this.child, "exit");
     this.child.kill(signal);
     const [code] = (await exited) as [number | null];
@@ -96,7 +101,7 @@ export class CliProcess {
   }
 
   async exited(): Promise<number | null> {
-    if (this.child.exitCode !== null) return this.child.exitCode;
+    if (this.ended) return this.child.exitCode;
     const [code] = (await once(this.child, "exit")) as [number | null];
     return code;
   }
