@@ -10,6 +10,7 @@ import { createLogger, errorMessage } from "./lib/logger.ts";
 import { exitOnSignal } from "./lib/shutdown.ts";
 import { ConfigError } from "./workloads/config-reader.ts";
 import { operatorOptions, operatorUsage } from "./operator/command.ts";
+import { runOperatorDemo } from "./operator/demo.ts";
 import { startOperator } from "./operator/operator.ts";
 import { runLocalDemo } from "./workloads/local-demo.ts";
 import { loadPingerConfig } from "./workloads/pinger/config.ts";
@@ -23,7 +24,8 @@ const usage = `Usage: pingpong <command> [options]
 Commands:
   ponger [--config FILE]   HTTPS server answering GET /ping with "pong" (TLS, mutual TLS or HTTP)
   pinger [--config FILE]   pings a ponger every interval and reports health on its metrics port
-  demo                     a ponger and a pinger on loopback over mutual TLS, with fresh certificates
+  demo [--workloads]       the operator on a local control plane with an example pair; with
+                           --workloads, a ponger and a pinger on loopback over mutual TLS instead
   cluster up [--dir DIR]   a local Kubernetes control plane on 127.0.0.1 (default DIR: ./.cluster)
   operator [flags]         the PingPongPair operator (--help for flags)
 
@@ -79,10 +81,18 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case "demo": {
-      // Quiet per-ping logs: the demo prints a summary line instead.
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          workloads: { type: "boolean", default: false },
+          dir: { type: "string", default: ".cluster" },
+        },
+        strict: true,
+      });
+      // Quiet logs: the demo prints what matters itself.
       const logger = createLogger("demo");
       logger.level = process.env.LOG_LEVEL ?? "warn";
-      const demo = await runLocalDemo(logger);
+      const demo = values.workloads ? await runLocalDemo(logger) : await runOperatorDemo(logger, values.dir);
       exitOnSignal(logger, () => demo.stop());
       return;
     }

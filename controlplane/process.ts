@@ -36,7 +36,9 @@ export class ManagedProcess {
     this.logPath = logPath;
     const fd = openSync(logPath, "a");
     try {
-      this.child = spawn(command, args, { stdio: ["ignore", fd, fd], env });
+      // A process group of its own: Ctrl-C in a terminal signals the whole foreground group, and the
+      // control plane must outlive the operator's shutdown, then stop in order (see stop()).
+      this.child = spawn(command, args, { stdio: ["ignore", fd, fd], env, detached: true });
     } finally {
       closeSync(fd);
     }

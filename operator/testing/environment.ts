@@ -3,41 +3,18 @@
  * config/rbac, and a kubeconfig that authenticates as the operator's ServiceAccount. Operators
  * started here therefore have exactly the permissions the manifests grant.
  */
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
-import { parseAllDocuments } from "yaml";
+import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import { Writable } from "node:stream";
 import type { ControlPlane } from "../../controlplane/control-plane.ts";
 import { eventually, startTestControlPlane, testNamespace } from "../../controlplane/testing.ts";
+import { installOperator, operatorServiceAccount } from "../install.ts";
 import { createLogger, type Logger } from "../../lib/logger.ts";
-import { projectRoot } from "../../lib/repo.ts";
-import { loadCrd } from "../api/crd.ts";
 import type { PingPongPair, PingPongPairSpec } from "../api/types.ts";
 import { type OperatorOptions, type RunningOperator, startOperator } from "../operator.ts";
 import { KubeClient } from "../runtime/kube-client.ts";
 import { resources } from "../runtime/resources.ts";
 
 export const operatorNamespace = "pingpong-system";
-const operatorServiceAccount = "pingpong-operator";
-
-interface CrdObject extends KubernetesObject {
-  status?: { conditions?: { type: string; status: string }[] };
-}
-
-/** The objects of config/rbac as shipped, with their namespace set to `namespace`. */
-export function rbacObjects(namespace: string): KubernetesObject[] {
-  const dir = join(projectRoot(), "config", "rbac");
-  const files = readdirSync(dir).filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml");
-  return files.flatMap((file) =>
-    parseAllDocuments(readFileSync(join(dir, file), "utf8")).map((doc) => {
-      const object = doc.toJS() as KubernetesObject & { subjects?: { namespace?: string }[] };
-      if (object.metadata?.namespace) object.metadata.namespace = namespace;
-      for (const subject of object.subjects ?? []) if (subject.namespace) subject.namespace = namespace;
-      return object;
-    }),
-  );
-}
 
 export class OperatorEnvironment {
   readonly plane: ControlPlane;
@@ -56,24 +33,7 @@ export class OperatorEnvironment {
   static async start(): Promise<OperatorEnvironment> {
     const plane = await startTestControlPlane();
     try {
-      const admin = new KubeClient(plane.adminKubeConfig());
-      await admin.create(loadCrd());
-      await eventually("the CRD to be established", async () => {
-        const crd = await admin.get<CrdObject>(
-          resources.customResourceDefinition,
-          undefined,
-          "pingpongpairs.pingpong.dev",
-        );
-        return crd?.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")
-          ? true
-          : undefined;
-      });
-      await admin.create({
-        apiVersion: "v1",
-        kind: "Namespace",
-        metadata: { name: operatorNamespace },
-      });
-      for (const object of rbacObjects(operatorNamespace)) await admin.create(object);
+      await installOperator(new KubeClient(plane.adminKubeConfig()), operatorNamespace);
       const operatorConfig = await plane.serviceAccountKubeConfig(operatorNamespace, operatorServiceAccount);
       return new OperatorEnvironment(plane, operatorConfig);
     } catch (error) {

@@ -1,0 +1,69 @@
+/**
+ * Installs what the operator needs from the shipped files (crds/, config/rbac), as an admin would
+ * with `kubectl apply`: used by the demo and by every test that runs the operator.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { parseAllDocuments } from "yaml";
+import { projectRoot } from "../lib/repo.ts";
+import { loadCrd } from "./api/crd.ts";
+import { KubeApiError, type KubeClient } from "./runtime/kube-client.ts";
+import { resources } from "./runtime/resources.ts";
+
+export const operatorServiceAccount = "pingpong-operator";
+
+interface CrdObject extends KubernetesObject {
+  status?: { conditions?: { type: string; status: string }[] };
+}
+
+/** Every object in a YAML file (several documents allowed). */
+export function objectsIn(file: string): KubernetesObject[] {
+  return parseAllDocuments(readFileSync(file, "utf8"))
+    .map((doc) => doc.toJS() as KubernetesObject | null)
+    .filter((object): object is KubernetesObject => object !== null);
+}
+
+/** The objects of config/rbac as shipped, with their namespace set to `namespace`. */
+export function rbacObjects(namespace: string): KubernetesObject[] {
+  const dir = join(projectRoot(), "config", "rbac");
+  const files = readdirSync(dir).filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml");
+  return files.flatMap((file) =>
+    objectsIn(join(dir, file)).map((object) => {
+      const bound = object as KubernetesObject & { subjects?: { namespace?: string }[] };
+      if (bound.metadata?.namespace) bound.metadata.namespace = namespace;
+      for (const subject of bound.subjects ?? []) if (subject.namespace) subject.namespace = namespace;
+      return bound;
+    }),
+  );
+}
+
+async function createIfMissing(client: KubeClient, object: KubernetesObject): Promise<void> {
+  try {
+    await client.create(object);
+  } catch (error) {
+    if (!(error instanceof KubeApiError && error.status === 409)) throw error;
+  }
+}
+
+/** Installs the CRD (and waits until it is served), the operator's namespace and its RBAC. */
+export async function installOperator(
+  admin: KubeClient,
+  namespace: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  await createIfMissing(admin, loadCrd() as KubernetesObject);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const crd = await admin.get<CrdObject>(
+      resources.customResourceDefinition,
+      undefined,
+      "pingpongpairs.pingpong.dev",
+    );
+    if (crd?.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) break;
+    if (Date.now() > deadline) throw new Error("the PingPongPair CRD was not established in time");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await createIfMissing(admin, { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
+  for (const object of rbacObjects(namespace)) await createIfMissing(admin, object);
+}
