@@ -5,7 +5,6 @@
  * certificates, children and status; `--workloads` runs a ponger and pinger locally instead.
  */
 import { join, resolve } from "node:path";
-import type { KubernetesObject } from "@kubernetes/client-node";
 import { ControlPlane } from "../controlplane/control-plane.ts";
 import type { Logger } from "../lib/logger.ts";
 import { projectRoot } from "../lib/repo.ts";
@@ -66,11 +65,10 @@ export async function runOperatorDemo(logger: Logger, dir: string): Promise<{ st
     });
     const example = join(projectRoot(), "examples", "pingpongpair.yaml");
     for (const object of objectsIn(example)) {
-      await admin
-        .create({ ...object, metadata: { ...object.metadata, namespace: "default" } } as KubernetesObject)
-        .catch((error: unknown) => {
-          if (!(error instanceof KubeApiError && error.status === 409)) throw error;
-        });
+      if (object.metadata) object.metadata.namespace = "default";
+      await admin.create(object).catch((error: unknown) => {
+        if (!(error instanceof KubeApiError && error.status === 409)) throw error;
+      });
     }
     process.stdout.write(
       `\nThe operator is running as ServiceAccount ${operatorNamespace}/${operatorServiceAccount} (config/rbac), ` +

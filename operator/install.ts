@@ -52,7 +52,7 @@ export async function installOperator(
   namespace: string,
   timeoutMs = 30_000,
 ): Promise<void> {
-  await createIfMissing(admin, loadCrd() as KubernetesObject);
+  await createIfMissing(admin, loadCrd());
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const crd = await admin.get<CrdObject>(

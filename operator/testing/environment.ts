@@ -3,7 +3,7 @@
  * config/rbac, and a kubeconfig that authenticates as the operator's ServiceAccount. Operators
  * started here therefore have exactly the permissions the manifests grant.
  */
-import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { Writable } from "node:stream";
 import type { ControlPlane } from "../../controlplane/control-plane.ts";
 import { eventually, startTestControlPlane, testNamespace } from "../../controlplane/testing.ts";
