@@ -1,40 +1,40 @@
 #!/usr/bin/env node
 /**
- * `pingpong`: one CLI for everything the image runs and everything a developer runs locally.
+ * `pingpong`: one CLI for everything the image runs and everything a developer runs locally. Each
+ * command loads only its own modules: a pinger does not load the operator, and the operator does not
+ * load the control plane.
  */
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { pinnedKubernetesVersion, MissingBinaryError } from "./controlplane/binaries.ts";
-import { ControlPlane } from "./controlplane/control-plane.ts";
 import { createLogger, errorMessage } from "./lib/logger.ts";
 import { exitOnSignal } from "./lib/shutdown.ts";
-import { ConfigError } from "./workloads/config-reader.ts";
-import { operatorOptions, operatorUsage } from "./operator/command.ts";
-import { runOperatorDemo } from "./operator/demo.ts";
-import { startOperator } from "./operator/operator.ts";
-import { runLocalDemo } from "./workloads/local-demo.ts";
-import { loadPingerConfig } from "./workloads/pinger/config.ts";
-import { startPinger } from "./workloads/pinger/pinger.ts";
-import { loadPongerConfig } from "./workloads/ponger/config.ts";
-import { startPonger } from "./workloads/ponger/ponger.ts";
-import { TlsFileError } from "./workloads/tls-files.ts";
 
 const usage = `Usage: pingpong <command> [options]
 
 Commands:
+  operator [flags]         the PingPongPair operator (--help for flags)
   ponger [--config FILE]   HTTPS server answering GET /ping with "pong" (TLS, mutual TLS or HTTP)
   pinger [--config FILE]   pings a ponger every interval and reports health on its metrics port
+  cluster up [--dir DIR]   a local Kubernetes control plane on 127.0.0.1 (default DIR: ./.cluster)
   demo [--workloads]       the operator on a local control plane with an example pair; with
                            --workloads, a ponger and a pinger on loopback over mutual TLS instead
-  cluster up [--dir DIR]   a local Kubernetes control plane on 127.0.0.1 (default DIR: ./.cluster)
-  operator [flags]         the PingPongPair operator (--help for flags)
 
-Every config field can also be set by environment, e.g. service.tlsCertificate as
+Every ponger and pinger config field can also be set by environment, e.g. service.tlsCertificate as
 PINGPONG_SERVICE_TLS_CERTIFICATE. Run a command with --help for its fields.
 `;
 
-/** A problem the user can fix: printed without a stack, exit code 2. */
-class UsageError extends Error {}
+/** Errors a user fixes: printed without a stack, exit code 2. */
+const userErrors = new Set([
+  "UsageError",
+  "ConfigError",
+  "TlsFileError",
+  "MissingBinaryError",
+  "KubeconfigError",
+]);
+
+function usageError(message: string): never {
+  throw Object.assign(new Error(message), { name: "UsageError" });
+}
 
 function configFlag(args: string[], command: string, fields: string): string | undefined {
   const { values } = parseArgs({
@@ -67,6 +67,8 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case "ponger": {
+      const { loadPongerConfig } = await import("./workloads/ponger/config.ts");
+      const { startPonger } = await import("./workloads/ponger/ponger.ts");
       const config = await loadPongerConfig(configFlag(rest, "ponger", pongerFields));
       const logger = createLogger("ponger");
       const ponger = await startPonger(config, logger);
@@ -74,35 +76,23 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case "pinger": {
+      const { loadPingerConfig } = await import("./workloads/pinger/config.ts");
+      const { startPinger } = await import("./workloads/pinger/pinger.ts");
       const config = await loadPingerConfig(configFlag(rest, "pinger", pingerFields));
       const logger = createLogger("pinger");
       const pinger = await startPinger(config, logger);
       exitOnSignal(logger, () => pinger.close());
       return;
     }
-    case "demo": {
-      const { values } = parseArgs({
-        args: rest,
-        options: {
-          workloads: { type: "boolean", default: false },
-          dir: { type: "string", default: ".cluster" },
-        },
-        strict: true,
-      });
-      // Quiet logs: the demo prints what matters itself.
-      const logger = createLogger("demo");
-      logger.level = process.env.LOG_LEVEL ?? "warn";
-      const demo = values.workloads ? await runLocalDemo(logger) : await runOperatorDemo(logger, values.dir);
-      exitOnSignal(logger, () => demo.stop());
-      return;
-    }
     case "operator": {
+      const { operatorOptions, operatorUsage } = await import("./operator/command.ts");
       if (rest.includes("--help") || rest.includes("-h")) {
         process.stdout.write(operatorUsage);
         return;
       }
+      const { startOperator } = await import("./operator/operator.ts");
       const logger = createLogger("operator");
-      const options = operatorOptions(rest, process.env, logger);
+      const options = await operatorOptions(rest, process.env, logger);
       const operator = await startOperator({
         ...options,
         // Leadership lost: exit, so the Deployment restarts us as a standby and the new leader alone writes.
@@ -119,7 +109,9 @@ async function main(argv: string[]): Promise<void> {
         strict: true,
       });
       if (positionals[0] !== "up" || positionals.length > 1)
-        throw new UsageError("usage: pingpong cluster up [--dir DIR]");
+        usageError("usage: pingpong cluster up [--dir DIR]");
+      const { pinnedKubernetesVersion } = await import("./controlplane/binaries.ts");
+      const { ControlPlane } = await import("./controlplane/control-plane.ts");
       const logger = createLogger("cluster");
       const dir = resolve(values.dir);
       const started = Date.now();
@@ -133,6 +125,24 @@ async function main(argv: string[]): Promise<void> {
       exitOnSignal(logger, () => plane.stop());
       return;
     }
+    case "demo": {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          workloads: { type: "boolean", default: false },
+          dir: { type: "string", default: ".cluster" },
+        },
+        strict: true,
+      });
+      // Quiet logs: the demo prints what matters itself.
+      const logger = createLogger("demo");
+      logger.level = process.env.LOG_LEVEL ?? "warn";
+      const demo = values.workloads
+        ? await (await import("./workloads/local-demo.ts")).runLocalDemo(logger)
+        : await (await import("./operator/demo.ts")).runOperatorDemo(logger, values.dir);
+      exitOnSignal(logger, () => demo.stop());
+      return;
+    }
     case undefined:
     case "help":
     case "--help":
@@ -140,21 +150,12 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(usage);
       return;
     default:
-      throw new UsageError(`unknown command "${command}"\n\n${usage}`);
+      usageError(`unknown command "${command}"\n\n${usage}`);
   }
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  if (
-    error instanceof ConfigError ||
-    error instanceof UsageError ||
-    error instanceof TlsFileError ||
-    error instanceof MissingBinaryError
-  ) {
-    process.stderr.write(`pingpong: ${error.message}\n`);
-    process.exit(2);
-  }
-  if (error instanceof Error && error.name === "UsageError") {
+  if (error instanceof Error && userErrors.has(error.name)) {
     process.stderr.write(`pingpong: ${error.message}\n`);
     process.exit(2);
   }

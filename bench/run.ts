@@ -3,12 +3,14 @@
  * measurement. Targets are in ../../shared/DESIGN.md; benchmarks measure, they do not fail.
  */
 import { benchControlPlane } from "./controlplane.ts";
+import { benchOperator } from "./operator.ts";
 import { benchPki } from "./pki.ts";
 import { benchWorkloads } from "./workloads.ts";
 
 const benches: Record<string, () => Promise<void>> = {
   pki: benchPki,
   controlplane: benchControlPlane,
+  operator: benchOperator,
   workloads: benchWorkloads,
 };
 

@@ -278,6 +278,16 @@ export class ControlPlane {
     }
   }
 
+  /** The admin kubeconfig's contents (the same as the file at kubeconfigPath). */
+  adminKubeconfig(): string {
+    return kubeconfigYaml({
+      server: this.server,
+      caPem: this.caPem,
+      token: this.adminToken,
+      user: "pingpong-admin",
+    });
+  }
+
   adminKubeConfig(): KubeConfig {
     const config = new KubeConfig();
     config.loadFromString(

@@ -3,12 +3,11 @@
  * all, and out of one with KUBECONFIG for development (the Lease then lives in POD_NAMESPACE, else
  * the kubeconfig's namespace).
  */
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
 import { parseDuration } from "../lib/duration.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { OperatorOptions } from "./operator.ts";
+import { defaultConnection } from "./runtime/cluster-connection.ts";
 
 export const operatorUsage = `Usage: pingpong operator [flags]
 
@@ -26,13 +25,16 @@ export const operatorUsage = `Usage: pingpong operator [flags]
                              mounted Secrets (default 2m)
 `;
 
-const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
-
+/** A bad flag: the CLI prints it with the usage and exits 2. */
 function flagError(message: string): never {
   throw Object.assign(new Error(`${message}\n\n${operatorUsage}`), { name: "UsageError" });
 }
 
-export function operatorOptions(args: string[], env: NodeJS.ProcessEnv, logger: Logger): OperatorOptions {
+export async function operatorOptions(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  logger: Logger,
+): Promise<OperatorOptions> {
   const { values } = parseArgs({
     args,
     strict: true,
@@ -48,9 +50,7 @@ export function operatorOptions(args: string[], env: NodeJS.ProcessEnv, logger: 
       "ca-rotation-step": { type: "string", default: "2m" },
     },
   });
-  const kubeConfig = new KubeConfig();
-  if (values.kubeconfig) kubeConfig.loadFromFile(values.kubeconfig);
-  else kubeConfig.loadFromDefault();
+  const connection = await defaultConnection(values.kubeconfig, env);
 
   const workers = Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 64)
@@ -68,22 +68,15 @@ export function operatorOptions(args: string[], env: NodeJS.ProcessEnv, logger: 
     flagError(`--ca-rotation-step: ${(error as Error).message}`);
   }
 
-  let inClusterNamespace: string | undefined;
-  try {
-    inClusterNamespace = readFileSync(inClusterNamespaceFile, "utf8").trim();
-  } catch {
-    inClusterNamespace = undefined;
-  }
-  const contextNamespace = kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace;
-  const namespace =
-    values.namespace ?? env.POD_NAMESPACE ?? inClusterNamespace ?? contextNamespace ?? "default";
+  // In a pod, the connection's namespace is the pod's; out of one, the kubeconfig context's.
+  const namespace = values.namespace ?? env.POD_NAMESPACE ?? connection.namespace ?? "default";
   const namespaces = (values.namespaces ?? env.WATCH_NAMESPACES ?? "")
     .split(",")
     .map((n) => n.trim())
     .filter(Boolean);
 
   return {
-    kubeConfig,
+    connection,
     logger,
     namespaces,
     workers,

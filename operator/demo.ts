@@ -11,6 +11,7 @@ import { projectRoot } from "../lib/repo.ts";
 import type { PingPongPair } from "./api/types.ts";
 import { installOperator, objectsIn, operatorServiceAccount } from "./install.ts";
 import { startOperator } from "./operator.ts";
+import { connectionFromKubeconfig } from "./runtime/cluster-connection.ts";
 import { KubeApiError, KubeClient } from "./runtime/kube-client.ts";
 import { resources } from "./runtime/resources.ts";
 
@@ -49,10 +50,12 @@ export async function runOperatorDemo(logger: Logger, dir: string): Promise<{ st
   process.stdout.write("Starting a local control plane (etcd, kube-apiserver, kube-controller-manager)...\n");
   const plane = await ControlPlane.start({ dir: clusterDir });
   try {
-    const admin = new KubeClient(plane.adminKubeConfig());
+    const admin = new KubeClient(await connectionFromKubeconfig(plane.adminKubeconfig()));
     await installOperator(admin, operatorNamespace);
     const operator = await startOperator({
-      kubeConfig: await plane.serviceAccountKubeConfig(operatorNamespace, operatorServiceAccount),
+      connection: await connectionFromKubeconfig(
+        await plane.serviceAccountKubeconfig(operatorNamespace, operatorServiceAccount),
+      ),
       logger,
       namespaces: [],
       workers: 4,

@@ -3,7 +3,7 @@
  * reconciles pairs, leader election, and the metrics/probe port. Only the leader starts informers
  * and writes; a standby waits on the Lease.
  */
-import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
+import type { KubernetesObject } from "@kubernetes/client-node";
 import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { Logger } from "../lib/logger.ts";
 import { type ProbeServer, startProbeServer } from "../lib/probe-server.ts";
@@ -13,6 +13,7 @@ import { InvalidSpecError } from "./api/spec.ts";
 import { childSelector } from "./pingpongpair/names.ts";
 import { ChildConflictError, createReconciler } from "./pingpongpair/reconcile.ts";
 import { WorkerPoolMinter } from "./pki/minter.ts";
+import type { ClusterConnection } from "./runtime/cluster-connection.ts";
 import { Controller } from "./runtime/controller.ts";
 import { KubeEventRecorder } from "./runtime/events.ts";
 import { Informer, objectKey, withoutManagedFields } from "./runtime/informer.ts";
@@ -21,7 +22,7 @@ import { LeaderElector } from "./runtime/leader-election.ts";
 import { resources, type ResourceType } from "./runtime/resources.ts";
 
 export interface OperatorOptions {
-  readonly kubeConfig: KubeConfig;
+  readonly connection: ClusterConnection;
   readonly logger: Logger;
   /** Namespaces to watch; every namespace when empty. */
   readonly namespaces: readonly string[];
@@ -68,7 +69,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const { logger } = options;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const client = new KubeClient(options.kubeConfig, registry);
+  const client = new KubeClient(options.connection, registry);
   const minter = new WorkerPoolMinter();
   const recorder = new KubeEventRecorder(client, logger);
   const scopes: (string | undefined)[] =

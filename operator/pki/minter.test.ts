@@ -51,6 +51,18 @@ describe("WorkerPoolMinter", () => {
     await expect(attempt).rejects.toMatchObject({ code: "InvalidPem" });
   });
 
+  it("lets idle workers exit and starts new ones on demand", async () => {
+    const pool = new WorkerPoolMinter(2, 200);
+    const request = { commonName: "idle", keySize: 2048 as const, durationMs: 1000 };
+    await Promise.all([pool.createCertificateAuthority(request), pool.createCertificateAuthority(request)]);
+    expect(pool.liveWorkers).toBe(2);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(pool.liveWorkers).toBe(0);
+    const again = await pool.createCertificateAuthority(request);
+    expect(inspectCertificate(again.certificatePem).subjectCommonName).toBe("idle");
+    await pool.close();
+  });
+
   it("refuses work after close", async () => {
     const closed = new WorkerPoolMinter(1);
     await closed.close();

@@ -47,20 +47,34 @@ interface Pending {
 interface PoolWorker {
   worker: Worker;
   current: Pending | undefined;
+  idleTimer: NodeJS.Timeout | undefined;
 }
 
 // Sources run as .ts under Node's type stripping (tests, benchmarks) and as .js from dist/.
 const workerUrl = new URL(`./mint-worker${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);
 
+/**
+ * Workers exit after this long without work: each holds a V8 heap of its own, and an operator at rest
+ * (certificates renew at most every few hours) should not pay for them.
+ */
+const defaultIdleTimeoutMs = 10_000;
+
 export class WorkerPoolMinter implements CertificateMinter {
   readonly size: number;
+  private readonly idleTimeoutMs: number;
   private readonly workers: PoolWorker[] = [];
   private readonly queue: Pending[] = [];
   private nextId = 1;
   private closed = false;
 
-  constructor(size: number = availableParallelism()) {
+  constructor(size: number = availableParallelism(), idleTimeoutMs = defaultIdleTimeoutMs) {
     this.size = Math.max(1, size);
+    this.idleTimeoutMs = idleTimeoutMs;
+  }
+
+  /** Worker threads alive now (they start on demand and exit when idle). */
+  get liveWorkers(): number {
+    return this.workers.length;
   }
 
   createCertificateAuthority(
@@ -82,7 +96,12 @@ export class WorkerPoolMinter implements CertificateMinter {
     this.closed = true;
     for (const pending of this.queue.splice(0))
       pending.reject(new Error("the certificate minter was closed"));
-    await Promise.all(this.workers.splice(0).map((w) => w.worker.terminate()));
+    await Promise.all(
+      this.workers.splice(0).map((w) => {
+        clearTimeout(w.idleTimer);
+        return w.worker.terminate();
+      }),
+    );
   }
 
   private submit(job: DistributiveOmit<MintJob, "id">): Promise<IssuedCertificate> {
@@ -100,15 +119,27 @@ export class WorkerPoolMinter implements CertificateMinter {
       const pending = this.queue.shift();
       if (!pending) return;
       idle.current = pending;
+      clearTimeout(idle.idleTimer);
       // A busy worker keeps the process alive until its job is answered; an idle one does not.
       idle.worker.ref();
       idle.worker.postMessage(pending.job);
     }
   }
 
+  private static isIdle(entry: PoolWorker): boolean {
+    return entry.current === undefined;
+  }
+
+  private retire(entry: PoolWorker): void {
+    if (entry.current) return;
+    const index = this.workers.indexOf(entry);
+    if (index >= 0) this.workers.splice(index, 1);
+    void entry.worker.terminate();
+  }
+
   private spawn(): PoolWorker | undefined {
     if (this.workers.length >= this.size) return undefined;
-    const entry: PoolWorker = { worker: new Worker(workerUrl), current: undefined };
+    const entry: PoolWorker = { worker: new Worker(workerUrl), current: undefined, idleTimer: undefined };
     entry.worker.unref();
     entry.worker.on("message", (reply: MintReply) => {
       const pending = entry.current;
@@ -119,6 +150,13 @@ export class WorkerPoolMinter implements CertificateMinter {
         else pending.reject(reply.code ? new PkiError(reply.code, reply.message) : new Error(reply.message));
       }
       this.dispatch();
+      // dispatch() may have handed this worker the next job; only an idle one starts its timer.
+      if (WorkerPoolMinter.isIdle(entry)) {
+        entry.idleTimer = setTimeout(() => {
+          this.retire(entry);
+        }, this.idleTimeoutMs);
+        entry.idleTimer.unref();
+      }
     });
     entry.worker.on("error", (error: Error) => {
       // A crashed worker fails its job; a fresh worker takes the next one.

@@ -1,11 +1,12 @@
 /**
- * A small Kubernetes REST client on the kubeconfig's authentication, for the calls a controller makes:
+ * A small Kubernetes REST client for the calls a controller makes:
  * list, get, create, server-side apply (objects and status), merge-patch, delete. Every call is counted
  * by verb and resource, which is how the tests see that an idle operator writes nothing.
  */
-import { type KubeConfig, type KubernetesObject, RequestContext, HttpMethod } from "@kubernetes/client-node";
+import type { KubernetesObject } from "@kubernetes/client-node";
 import { Counter, type Registry } from "prom-client";
-import { fetch } from "undici";
+import { Agent, fetch } from "undici";
+import type { ClusterConnection } from "./cluster-connection.ts";
 import { collectionPath, objectPath, type ResourceType, resourceTypeOf } from "./resources.ts";
 
 export const fieldManager = "pingpong-operator";
@@ -35,6 +36,8 @@ export interface ListResult<T> {
   readonly resourceVersion: string;
 }
 
+type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+
 type Verb = "list" | "watch" | "get" | "create" | "apply" | "patch" | "update" | "delete";
 
 export interface WatchEvent<T> {
@@ -50,15 +53,25 @@ export interface WatchHandle {
 const writes: ReadonlySet<Verb> = new Set(["create", "apply", "patch", "update", "delete"]);
 
 export class KubeClient {
-  readonly config: KubeConfig;
+  readonly cluster: ClusterConnection;
   private readonly server: string;
   private readonly requests: Counter<"verb" | "resource" | "code"> | undefined;
+  /** One keep-alive pool for every request and watch. */
+  private readonly agent: Agent;
 
-  constructor(config: KubeConfig, registry?: Registry) {
-    this.config = config;
-    const cluster = config.getCurrentCluster();
-    if (!cluster) throw new Error("the kubeconfig has no current cluster");
-    this.server = cluster.server.replace(/\/$/, "");
+  constructor(cluster: ClusterConnection, registry?: Registry) {
+    this.cluster = cluster;
+    this.server = cluster.server;
+    this.agent = new Agent({
+      keepAliveTimeout: 30_000,
+      connect: {
+        ...(cluster.ca === undefined ? {} : { ca: cluster.ca }),
+        ...(cluster.cert === undefined ? {} : { cert: cluster.cert }),
+        ...(cluster.key === undefined ? {} : { key: cluster.key }),
+        ...(cluster.insecureSkipTlsVerify ? { rejectUnauthorized: false } : {}),
+        ...(cluster.tlsServerName === undefined ? {} : { servername: cluster.tlsServerName }),
+      },
+    });
     this.requests = registry
       ? new Counter({
           name: "pingpong_operator_api_requests_total",
@@ -67,6 +80,16 @@ export class KubeClient {
           registers: [registry],
         })
       : undefined;
+  }
+
+  /** Headers for the next request (credentials can rotate) and the one pooled dispatcher. */
+  private async connection(): Promise<{ headers: Record<string, string>; dispatcher: Agent }> {
+    return { headers: await this.cluster.headers(), dispatcher: this.agent };
+  }
+
+  /** Closes pooled connections (watches must be aborted first). */
+  async close(): Promise<void> {
+    await this.agent.close();
   }
 
   /** Writes (create, apply, patch, update, delete) counted so far, for tests and benchmarks. */
@@ -85,16 +108,15 @@ export class KubeClient {
   ): Promise<T> {
     const url = new URL(this.server + path);
     for (const [key, value] of Object.entries(options.query ?? {})) url.searchParams.set(key, value);
-    const context = new RequestContext(url.toString(), method);
-    await this.config.applySecurityAuthentication(context);
-    const headers: Record<string, string> = { ...context.getHeaders(), accept: "application/json" };
+    const connection = await this.connection();
+    const headers: Record<string, string> = { ...connection.headers, accept: "application/json" };
     if (options.body !== undefined) headers["content-type"] = options.contentType ?? "application/json";
     let code = "error";
     try {
       const response = await fetch(url, {
         method,
         headers,
-        dispatcher: context.getDispatcher(),
+        dispatcher: connection.dispatcher,
         body: options.body === undefined ? null : JSON.stringify(options.body),
         signal: AbortSignal.timeout(30_000),
       });
@@ -116,7 +138,7 @@ export class KubeClient {
     const result = await this.send<{ items?: T[]; metadata?: { resourceVersion?: string } }>(
       "list",
       type,
-      HttpMethod.GET,
+      "GET",
       collectionPath(type, namespace),
       { query: labelSelector ? { labelSelector } : {} },
     );
@@ -136,7 +158,7 @@ export class KubeClient {
     name: string,
   ): Promise<T | undefined> {
     try {
-      return await this.send<T>("get", type, HttpMethod.GET, objectPath(type, namespace, name));
+      return await this.send<T>("get", type, "GET", objectPath(type, namespace, name));
     } catch (error) {
       if (error instanceof KubeApiError && error.status === 404) return undefined;
       throw error;
@@ -145,7 +167,7 @@ export class KubeClient {
 
   async create<T extends KubernetesObject>(object: T): Promise<T> {
     const type = resourceTypeOf(object.apiVersion, object.kind);
-    return this.send<T>("create", type, HttpMethod.POST, collectionPath(type, object.metadata?.namespace), {
+    return this.send<T>("create", type, "POST", collectionPath(type, object.metadata?.namespace), {
       body: object,
     });
   }
@@ -153,7 +175,7 @@ export class KubeClient {
   async update<T extends KubernetesObject>(object: T): Promise<T> {
     const type = resourceTypeOf(object.apiVersion, object.kind);
     const name = object.metadata?.name ?? "";
-    return this.send<T>("update", type, HttpMethod.PUT, objectPath(type, object.metadata?.namespace, name), {
+    return this.send<T>("update", type, "PUT", objectPath(type, object.metadata?.namespace, name), {
       body: object,
     });
   }
@@ -163,7 +185,7 @@ export class KubeClient {
     const type = resourceTypeOf(object.apiVersion, object.kind);
     const name = object.metadata?.name ?? "";
     const path = objectPath(type, object.metadata?.namespace, name) + (subresource ? `/${subresource}` : "");
-    return this.send<T>("apply", type, HttpMethod.PATCH, path, {
+    return this.send<T>("apply", type, "PATCH", path, {
       query: { fieldManager, force: "true" },
       body: object,
       contentType: "application/apply-patch+yaml",
@@ -176,7 +198,7 @@ export class KubeClient {
     name: string,
     patch: unknown,
   ): Promise<T> {
-    return this.send<T>("patch", type, HttpMethod.PATCH, objectPath(type, namespace, name), {
+    return this.send<T>("patch", type, "PATCH", objectPath(type, namespace, name), {
       body: patch,
       contentType: "application/merge-patch+json",
     });
@@ -196,8 +218,7 @@ export class KubeClient {
     const path = collectionPath(type, namespace);
     const url = new URL(this.server + path);
     for (const [key, value] of Object.entries({ ...query, watch: "true" })) url.searchParams.set(key, value);
-    const context = new RequestContext(url.toString(), HttpMethod.GET);
-    await this.config.applySecurityAuthentication(context);
+    const connection = await this.connection();
     const controller = new AbortController();
     let idle: NodeJS.Timeout | undefined;
     const touch = () => {
@@ -211,8 +232,8 @@ export class KubeClient {
     touch();
     const response = await fetch(url, {
       method: "GET",
-      headers: { ...context.getHeaders(), accept: "application/json" },
-      dispatcher: context.getDispatcher(),
+      headers: { ...connection.headers, accept: "application/json" },
+      dispatcher: connection.dispatcher,
       signal: controller.signal,
     }).finally(() => this.requests?.inc({ verb: "watch", resource: type.plural, code: "started" }));
     if (response.status !== 200) {
@@ -255,7 +276,7 @@ export class KubeClient {
 
   async delete(type: ResourceType, namespace: string | undefined, name: string): Promise<void> {
     try {
-      await this.send("delete", type, HttpMethod.DELETE, objectPath(type, namespace, name));
+      await this.send("delete", type, "DELETE", objectPath(type, namespace, name));
     } catch (error) {
       if (!(error instanceof KubeApiError && error.status === 404)) throw error;
     }

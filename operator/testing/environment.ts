@@ -3,7 +3,6 @@
  * config/rbac, and a kubeconfig that authenticates as the operator's ServiceAccount. Operators
  * started here therefore have exactly the permissions the manifests grant.
  */
-import type { KubeConfig } from "@kubernetes/client-node";
 import { Writable } from "node:stream";
 import type { ControlPlane } from "../../controlplane/control-plane.ts";
 import { eventually, startTestControlPlane, testNamespace } from "../../controlplane/testing.ts";
@@ -11,6 +10,7 @@ import { installOperator, operatorServiceAccount } from "../install.ts";
 import { createLogger, type Logger } from "../../lib/logger.ts";
 import type { PingPongPair, PingPongPairSpec } from "../api/types.ts";
 import { type OperatorOptions, type RunningOperator, startOperator } from "../operator.ts";
+import { type ClusterConnection, connectionFromKubeconfig } from "../runtime/cluster-connection.ts";
 import { KubeClient } from "../runtime/kube-client.ts";
 import { resources } from "../runtime/resources.ts";
 
@@ -19,23 +19,24 @@ export const operatorNamespace = "pingpong-system";
 export class OperatorEnvironment {
   readonly plane: ControlPlane;
   readonly admin: KubeClient;
-  readonly adminConfig: KubeConfig;
-  readonly operatorConfig: KubeConfig;
+  readonly operatorConnection: ClusterConnection;
   private readonly operators: RunningOperator[] = [];
 
-  private constructor(plane: ControlPlane, operatorConfig: KubeConfig) {
+  private constructor(plane: ControlPlane, admin: ClusterConnection, operator: ClusterConnection) {
     this.plane = plane;
-    this.adminConfig = plane.adminKubeConfig();
-    this.admin = new KubeClient(this.adminConfig);
-    this.operatorConfig = operatorConfig;
+    this.admin = new KubeClient(admin);
+    this.operatorConnection = operator;
   }
 
   static async start(): Promise<OperatorEnvironment> {
     const plane = await startTestControlPlane();
     try {
-      await installOperator(new KubeClient(plane.adminKubeConfig()), operatorNamespace);
-      const operatorConfig = await plane.serviceAccountKubeConfig(operatorNamespace, operatorServiceAccount);
-      return new OperatorEnvironment(plane, operatorConfig);
+      const admin = await connectionFromKubeconfig(plane.adminKubeconfig());
+      await installOperator(new KubeClient(admin), operatorNamespace);
+      const operator = await connectionFromKubeconfig(
+        await plane.serviceAccountKubeconfig(operatorNamespace, operatorServiceAccount),
+      );
+      return new OperatorEnvironment(plane, admin, operator);
     } catch (error) {
       await plane.stop();
       throw error;
@@ -45,7 +46,7 @@ export class OperatorEnvironment {
   /** Starts an operator in this process, as the operator's ServiceAccount. */
   async startOperator(overrides: Partial<OperatorOptions> = {}): Promise<RunningOperator> {
     const operator = await startOperator({
-      kubeConfig: this.operatorConfig,
+      connection: this.operatorConnection,
       logger: quietLogger("operator"),
       namespaces: [],
       workers: 4,

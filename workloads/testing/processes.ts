@@ -16,8 +16,9 @@ export class CliProcess {
   stderr = "";
   private readonly waiters = new Set<() => void>();
 
-  constructor(args: readonly string[], env: Record<string, string> = {}) {
-    this.child = spawn(process.execPath, [cliPath, ...args], {
+  /** `script` is the CLI to run: the TypeScript sources by default, or e.g. dist/cli.js. */
+  constructor(args: readonly string[], env: Record<string, string> = {}, script = cliPath) {
+    this.child = spawn(process.execPath, [script, ...args], {
       env: { ...process.env, LOG_LEVEL: "info", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -1,0 +1,277 @@
+/**
+ * Operator benchmark against the local control plane, the operator running as its own process from
+ * dist/ as its ServiceAccount:
+ * - apply -> CertificatesReady latency for one pair at a time, and for 100 pairs applied at once;
+ * - with BENCH_IDLE_PAIRS (default 1000) idle pairs: operator RSS, API requests per minute by kind,
+ *   event-loop lag; then 100 pairs rotating at once.
+ * Targets (DESIGN.md): p99 < 1 s for one pair; 100 pairs all ready < 30 s; 1000 idle pairs RSS <
+ * 250 MB, ~0 writes per minute, event-loop lag p99 < 50 ms, also while 100 pairs rotate.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ControlPlane } from "../controlplane/control-plane.ts";
+import { freePort } from "../lib/ports.ts";
+import type { PingPongPair } from "../operator/api/types.ts";
+import { installOperator, operatorServiceAccount } from "../operator/install.ts";
+import { connectionFromKubeconfig } from "../operator/runtime/cluster-connection.ts";
+import { Informer } from "../operator/runtime/informer.ts";
+import { KubeClient } from "../operator/runtime/kube-client.ts";
+import { resources } from "../operator/runtime/resources.ts";
+import { CliProcess } from "../workloads/testing/processes.ts";
+import { metricValue } from "../workloads/testing/tls-client.ts";
+import { report, summarize } from "./report.ts";
+
+const distCli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+const namespace = "bench";
+
+/** Resolves, for each pair name, the moment its status first shows CertificatesReady=True. */
+class ReadyWatch {
+  private readonly ready = new Map<string, number>();
+  private readonly waiters = new Map<string, (at: number) => void>();
+  readonly informer: Informer<PingPongPair>;
+
+  constructor(client: KubeClient) {
+    this.informer = new Informer<PingPongPair>({
+      client,
+      type: resources.pingPongPair,
+      namespace,
+      onChange: (_change, pair) => {
+        const name = pair.metadata?.name ?? "";
+        const ok = pair.status?.conditions?.some(
+          (c) => c.type === "CertificatesReady" && c.status === "True",
+        );
+        if (ok && !this.ready.has(name)) {
+          const at = performance.now();
+          this.ready.set(name, at);
+          this.waiters.get(name)?.(at);
+        }
+      },
+    });
+    this.informer.start();
+  }
+
+  when(name: string): Promise<number> {
+    const at = this.ready.get(name);
+    if (at !== undefined) return Promise.resolve(at);
+    return new Promise((resolve) => this.waiters.set(name, resolve));
+  }
+}
+
+async function metrics(url: string): Promise<string> {
+  return (await fetch(`${url}/metrics`)).text();
+}
+
+/** Writes to anything but the leader Lease. */
+function writesPattern(): RegExp {
+  return /^pingpong_operator_api_requests_total\{verb="(?:create|apply|patch|update|delete)",resource="(?!leases)[^"]+"[^}]*\} (\d+)/gm;
+}
+
+function sum(text: string, pattern: RegExp): number {
+  return [...text.matchAll(pattern)].reduce((n, m) => n + Number(m[1]), 0);
+}
+
+export async function benchOperator(): Promise<void> {
+  const idlePairs = Number(process.env.BENCH_IDLE_PAIRS ?? 1000);
+  console.log(`\n# Operator (own process, from dist/, as its ServiceAccount; ${idlePairs} idle pairs)`);
+  const plane = await ControlPlane.start();
+  const dir = await mkdtemp(join(tmpdir(), "bench-operator-"));
+  let operator: CliProcess | undefined;
+  try {
+    const admin = new KubeClient(await connectionFromKubeconfig(plane.adminKubeconfig()));
+    await installOperator(admin, "pingpong-system");
+    await admin.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
+    await writeFile(
+      join(dir, "kubeconfig"),
+      await plane.serviceAccountKubeconfig("pingpong-system", operatorServiceAccount, 7200),
+    );
+    const port = await freePort();
+    // What ships: the compiled CLI, logging warnings only.
+    operator = new CliProcess(
+      [
+        "operator",
+        "--kubeconfig",
+        join(dir, "kubeconfig"),
+        "--metrics-address",
+        "127.0.0.1",
+        "--metrics-port",
+        String(port),
+        "--namespace",
+        "pingpong-system",
+      ],
+      { LOG_LEVEL: "warn" },
+      distCli,
+    );
+    const url = `http://127.0.0.1:${port}`;
+    for (let i = 0; ; i++) {
+      try {
+        if ((await fetch(`${url}/readyz`)).status === 200) break;
+      } catch {
+        // not listening yet
+      }
+      if (i > 300) throw new Error("the operator did not become ready");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+
+    const watch = new ReadyWatch(new KubeClient(await connectionFromKubeconfig(plane.adminKubeconfig())));
+    await watch.informer.synced;
+    const create = (name: string) =>
+      admin.create<PingPongPair>({
+        apiVersion: "pingpong.dev/v1alpha1",
+        kind: "PingPongPair",
+        metadata: { name, namespace },
+        spec: {},
+      });
+
+    // One pair at a time.
+    const single: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const name = `single-${i}`;
+      const started = performance.now();
+      await create(name);
+      single.push((await watch.when(name)) - started);
+    }
+    const one = summarize(single);
+    report(
+      "apply -> CertificatesReady, one pair at a time",
+      one.p50,
+      "ms p50",
+      `p99 ${one.p99.toFixed(0)} ms over 20 pairs (target p99 < 1000 ms)`,
+    );
+
+    // 100 at once.
+    const burstStart = performance.now();
+    const burst = Array.from({ length: 100 }, (_, i) => `burst-${i}`);
+    await Promise.all(burst.map(create));
+    const burstReady = await Promise.all(burst.map((name) => watch.when(name)));
+    const burstLatencies = summarize(burstReady.map((at) => at - burstStart));
+    report(
+      "100 pairs applied at once: all CertificatesReady",
+      burstLatencies.max / 1000,
+      "s",
+      `p50 ${(burstLatencies.p50 / 1000).toFixed(1)} s (target < 30 s)`,
+    );
+
+    // Up to idlePairs, then idle.
+    const rest = Array.from({ length: Math.max(0, idlePairs - 120) }, (_, i) => `idle-${i}`);
+    const fillStart = performance.now();
+    for (let i = 0; i < rest.length; i += 50) await Promise.all(rest.slice(i, i + 50).map(create));
+    await Promise.all(rest.map((name) => watch.when(name)));
+    report(
+      `${idlePairs} pairs: time to make the remaining ${rest.length} ready`,
+      (performance.now() - fillStart) / 1000,
+      "s",
+    );
+
+    // Idle means settled: kube-controller-manager is still updating Deployments after the last
+    // pair is ready, and each of those is a real status change. Wait for 15 s without a write.
+    const settleStart = performance.now();
+    let lastWrites = -1;
+    let quietSince = performance.now();
+    while (performance.now() - quietSince < 15_000 && performance.now() - settleStart < 300_000) {
+      await new Promise((r) => setTimeout(r, 1_000));
+      const count = sum(await metrics(url), writesPattern());
+      if (count !== lastWrites) {
+        lastWrites = count;
+        quietSince = performance.now();
+      }
+    }
+    report(
+      "time for writes to settle after the last pair was ready",
+      (performance.now() - settleStart) / 1000,
+      "s",
+    );
+    const before = await metrics(url);
+    const lagSamples: number[] = [];
+    const minute = 60_000;
+    const sampleUntil = performance.now() + minute;
+    while (performance.now() < sampleUntil) {
+      await new Promise((r) => setTimeout(r, 5_000));
+      lagSamples.push(metricValue(await metrics(url), "nodejs_eventloop_lag_p99_seconds") ?? Number.NaN);
+    }
+    const after = await metrics(url);
+    const writes = writesPattern();
+    const leaseWrites =
+      /^pingpong_operator_api_requests_total\{verb="(?:create|apply|patch|update|delete)",resource="leases"[^}]*\} (\d+)/gm;
+    const reads = /^pingpong_operator_api_requests_total\{verb="(?:list|get|watch)",[^}]*\} (\d+)/gm;
+    report(
+      `operator RSS with ${idlePairs} idle pairs`,
+      (metricValue(after, "process_resident_memory_bytes") ?? 0) / 2 ** 20,
+      "MiB",
+      "(target < 250 MB)",
+    );
+    report(
+      "  of which V8 heap used / total",
+      `${((metricValue(after, "nodejs_heap_size_used_bytes") ?? 0) / 2 ** 20).toFixed(0)} / ${((metricValue(after, "nodejs_heap_size_total_bytes") ?? 0) / 2 ** 20).toFixed(0)}`,
+      "MiB",
+    );
+    report(
+      "API writes per minute while idle (pairs and children)",
+      sum(after, writes) - sum(before, writes),
+      "/min",
+      "(target ~0 beyond status changes)",
+    );
+    report(
+      "API writes per minute while idle (leader Lease renewals)",
+      sum(after, leaseWrites) - sum(before, leaseWrites),
+      "/min",
+    );
+    report(
+      "API reads per minute while idle (lease gets, watch restarts)",
+      sum(after, reads) - sum(before, reads),
+      "/min",
+    );
+    const series = (text: string) =>
+      new Map(
+        [
+          ...text.matchAll(
+            /^pingpong_operator_api_requests_total\{verb="(create|apply|patch|update|delete)",resource="([^"]+)"[^}]*\} (\d+)/gm,
+          ),
+        ].map((m) => [`${m[1] ?? ""} ${m[2] ?? ""}`, Number(m[3])]),
+      );
+    const [was, now] = [series(before), series(after)];
+    const changed = [...now].map(([k, v]) => [k, v - (was.get(k) ?? 0)] as const).filter(([, d]) => d > 0);
+    if (changed.length > 0)
+      console.log(`  idle writes by verb and resource: ${changed.map(([k, d]) => `${k}: ${d}`).join(", ")}`);
+    report(
+      "event-loop lag p99 while idle (max of 5 s samples)",
+      Math.max(...lagSamples) * 1000,
+      "ms",
+      "(target < 50 ms)",
+    );
+
+    // 100 pairs rotate at once.
+    const rotateLag: number[] = [];
+    const rotateStart = performance.now();
+    await Promise.all(
+      burst.map((name) =>
+        admin.mergePatch(resources.pingPongPair, namespace, name, { spec: { tls: { rotate: "bench" } } }),
+      ),
+    );
+    const rotated = async () => {
+      for (;;) {
+        const { items } = await admin.list<PingPongPair>(resources.pingPongPair, namespace);
+        const done = items.filter(
+          (p) =>
+            p.metadata?.name?.startsWith("burst-") && p.status?.observedGeneration === p.metadata.generation,
+        );
+        rotateLag.push(metricValue(await metrics(url), "nodejs_eventloop_lag_p99_seconds") ?? Number.NaN);
+        if (done.length === 100) return;
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+    };
+    await rotated();
+    report("100 pairs rotating at once: all re-issued", (performance.now() - rotateStart) / 1000, "s");
+    report(
+      "event-loop lag p99 during the rotation (max of 1 s samples)",
+      Math.max(...rotateLag) * 1000,
+      "ms",
+      "(target < 50 ms)",
+    );
+  } finally {
+    await operator?.stop("SIGTERM");
+    await plane.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
