@@ -155,14 +155,17 @@ describe("a spec only the operator can judge", () => {
       "spec.ponger.resources.requests.cpu (2) must not exceed spec.ponger.resources.limits.cpu (1); fix the spec and apply it again",
     );
     expect(pair.status?.conditions?.find((c) => c.type === "CertificatesReady")?.status).toBe("True");
-    const events = await env.admin.list<
-      KubernetesObject & { reason?: string; type?: string; involvedObject?: { name?: string } }
-    >(resources.event, namespace);
-    expect(
-      events.items.some(
+    // Events are recorded after the status write, asynchronously.
+    await eventually("a Warning event InvalidSpec on the pair", async () => {
+      const events = await env.admin.list<
+        KubernetesObject & { reason?: string; type?: string; involvedObject?: { name?: string } }
+      >(resources.event, namespace);
+      return events.items.some(
         (e) => e.involvedObject?.name === "judged" && e.type === "Warning" && e.reason === "InvalidSpec",
-      ),
-    ).toBe(true);
+      )
+        ? true
+        : undefined;
+    });
     expect(await children()).toEqual(before);
 
     await env.admin.mergePatch(resources.pingPongPair, namespace, "judged", {

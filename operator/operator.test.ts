@@ -295,17 +295,22 @@ describe("editing a pair", () => {
       return now.ponger !== before.ponger && now.pinger !== before.pinger ? now : undefined;
     });
     expect(after.ca).toBe(before.ca);
-    const events = await kubectl(
-      "get",
-      "events",
-      "--field-selector",
-      "involvedObject.name=edit",
-      "-o",
-      "jsonpath={.items[*].message}",
-    );
-    expect(events).toMatch(
-      /issued the ponger certificate .*rotation requested \(rotate changed to "2026-11-20"\)/,
-    );
+    // Events are recorded asynchronously, just after the Secrets are written.
+    await eventually("an IssuedCertificate event naming the rotation", async () => {
+      const events = await kubectl(
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=edit",
+        "-o",
+        "jsonpath={.items[*].message}",
+      );
+      return /issued the ponger certificate .*rotation requested \(rotate changed to "2026-11-20"\)/.test(
+        events,
+      )
+        ? true
+        : undefined;
+    });
   });
 
   it("re-issues the leaves with the new key size and duration", async () => {

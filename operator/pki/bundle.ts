@@ -1,8 +1,6 @@
-import { PkiError } from "./errors.ts";
-import { describeCertificate, type CertificateInfo } from "./inspect.ts";
-import forge from "node-forge";
 import { splitPemBlocks } from "../../lib/pem.ts";
-import { parseCertificate } from "./pem.ts";
+import { PkiError } from "./errors.ts";
+import { type CertificateInfo, describeX509, parseX509 } from "./inspect.ts";
 
 export interface BundleEntry {
   readonly pem: string;
@@ -31,17 +29,19 @@ export function parseTrustBundle(text: string): BundleEntry[] {
         `trust bundle entry ${index + 1} is a "${block.type}", not a certificate`,
       );
     }
-    let cert: forge.pki.Certificate;
+    let info: CertificateInfo;
+    let pem: string;
     try {
-      cert = parseCertificate(block.text);
+      const cert = parseX509(block.text);
+      info = describeX509(cert);
+      pem = cert.toString();
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       throw new PkiError("InvalidPem", `trust bundle entry ${index + 1}: ${message}`, { cause: error });
     }
-    const info = describeCertificate(cert);
     if (seen.has(info.sha256Fingerprint)) continue;
     seen.add(info.sha256Fingerprint);
-    entries.push({ pem: forge.pki.certificateToPem(cert), info });
+    entries.push({ pem, info });
   }
   return entries;
 }

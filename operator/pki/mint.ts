@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { isIP } from "node:net";
 import forge from "node-forge";
 import { PkiError } from "./errors.ts";
-import { fingerprintOf } from "./inspect.ts";
+import { fingerprintOfDer } from "./inspect.ts";
 import { parseCertificate, parsePrivateKey, privateKeyToPem } from "./pem.ts";
 
 export const keySizes = [2048, 3072, 4096] as const;
@@ -144,7 +144,7 @@ export async function issueLeafCertificate(
   if (notAfter.getTime() <= now.getTime()) {
     throw new PkiError(
       "InvalidArgument",
-      `the CA (fingerprint ${fingerprintOf(caCert)}) expired at ${caCert.validity.notAfter.toISOString()}; rotate the CA first`,
+      `the CA (fingerprint ${fingerprintOfDer(Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(caCert)).getBytes(), "binary"))}) expired at ${caCert.validity.notAfter.toISOString()}; rotate the CA first`,
     );
   }
 

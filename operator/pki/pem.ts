@@ -1,28 +1,10 @@
 import forge from "node-forge";
-import { type PemBlock, splitPemBlocks } from "../../lib/pem.ts";
 import { PkiError } from "./errors.ts";
-
-function describe(what: string, text: string): string {
-  return text.trim().length === 0 ? `${what} is empty` : `${what} is not valid PEM`;
-}
-
-function onlyBlock(text: string, what: string, types: readonly string[]): PemBlock {
-  const blocks = splitPemBlocks(text);
-  const first = blocks[0];
-  if (!first) throw new PkiError("InvalidPem", describe(what, text));
-  if (what === "private key" && !types.includes(first.type) && first.type.endsWith("PRIVATE KEY")) {
-    throw new PkiError("UnsupportedKey", `the private key is a "${first.type}"; only RSA is supported`);
-  }
-  if (!types.includes(first.type)) {
-    const code = what === "certificate" ? "NotACertificate" : "NotAPrivateKey";
-    throw new PkiError(code, `expected a ${what} (PEM "${types.join('" or "')}") but found "${first.type}"`);
-  }
-  return first;
-}
+import { firstPemBlock } from "./pem-block.ts";
 
 /** Parses the first certificate in `text`. Throws PkiError for anything else. */
 export function parseCertificate(text: string): forge.pki.Certificate {
-  const block = onlyBlock(text, "certificate", ["CERTIFICATE"]);
+  const block = firstPemBlock(text, "certificate", ["CERTIFICATE"]);
   try {
     return forge.pki.certificateFromPem(block.text);
   } catch (error) {
@@ -38,7 +20,7 @@ export function parseCertificate(text: string): forge.pki.Certificate {
 
 /** Parses an RSA private key in PKCS#1 ("RSA PRIVATE KEY") or PKCS#8 ("PRIVATE KEY") PEM. */
 export function parsePrivateKey(text: string): forge.pki.rsa.PrivateKey {
-  const block = onlyBlock(text, "private key", ["RSA PRIVATE KEY", "PRIVATE KEY"]);
+  const block = firstPemBlock(text, "private key", ["RSA PRIVATE KEY", "PRIVATE KEY"]);
   try {
     return forge.pki.privateKeyFromPem(block.text);
   } catch (error) {
