@@ -124,9 +124,17 @@ export async function benchOperator(): Promise<void> {
         spec: {},
       });
 
-    // One pair at a time.
+    // One pair at a time. The first pair after start is measured apart: it also pays for starting
+    // the minting workers and for JIT compilation.
+    const cold = performance.now();
+    await create("single-cold");
+    report(
+      "apply -> CertificatesReady, first pair after operator start",
+      (await watch.when("single-cold")) - cold,
+      "ms",
+    );
     const single: number[] = [];
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < 50; i++) {
       const name = `single-${i}`;
       const started = performance.now();
       await create(name);
@@ -137,7 +145,7 @@ export async function benchOperator(): Promise<void> {
       "apply -> CertificatesReady, one pair at a time",
       one.p50,
       "ms p50",
-      `p99 ${one.p99.toFixed(0)} ms over 20 pairs (target p99 < 1000 ms)`,
+      `p99 ${one.p99.toFixed(0)} ms, max ${one.max.toFixed(0)} ms over 50 pairs (target p99 < 1000 ms)`,
     );
 
     // 100 at once.
@@ -154,7 +162,7 @@ export async function benchOperator(): Promise<void> {
     );
 
     // Up to idlePairs, then idle.
-    const rest = Array.from({ length: Math.max(0, idlePairs - 120) }, (_, i) => `idle-${i}`);
+    const rest = Array.from({ length: Math.max(0, idlePairs - 151) }, (_, i) => `idle-${i}`);
     const fillStart = performance.now();
     for (let i = 0; i < rest.length; i += 50) await Promise.all(rest.slice(i, i + 50).map(create));
     await Promise.all(rest.map((name) => watch.when(name)));

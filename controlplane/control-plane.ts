@@ -137,7 +137,7 @@ export class ControlPlane {
           "kubernetes.default.svc",
           "kubernetes.default.svc.cluster.local",
         ],
-        ipAddresses: ["127.0.0.1", "10.0.0.1"],
+        ipAddresses: ["127.0.0.1", "10.96.0.1"],
         keySize: 2048,
         durationMs: 365 * 86_400_000,
       });
@@ -201,7 +201,11 @@ export class ControlPlane {
           `--service-account-issuer=${server}`,
           `--service-account-key-file=${file("sa.pub")}`,
           `--service-account-signing-key-file=${file("sa.key")}`,
-          "--service-cluster-ip-range=10.0.0.0/24",
+          // Room for many Services: a /24 runs out at about 250 (each pair has one).
+          "--service-cluster-ip-range=10.96.0.0/16",
+          // The API server's own address is loopback, which the endpoints of the "kubernetes" Service
+          // may not hold; nothing here uses that Service from a pod, so do not keep trying.
+          "--endpoint-reconciler-type=none",
           "--allow-privileged=true",
           `--cert-dir=${join(dir, "pki")}`,
           "--v=0",

@@ -9,13 +9,29 @@ import { openSync, closeSync, readFileSync } from "node:fs";
 const running = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
-/** If the parent dies without stopping the control plane, do not leave servers behind. */
+function killAll(): void {
+  for (const child of running) child.kill("SIGKILL");
+}
+
+/**
+ * If the parent dies without stopping the control plane, do not leave servers behind. The children
+ * have a process group of their own (see the constructor), so they outlive the parent unless it
+ * kills them: on exit, and on a signal that nothing else in the process handles (then the signal's
+ * default, ending the process, is restored and raised again).
+ */
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on("exit", () => {
-    for (const child of running) child.kill("SIGKILL");
-  });
+  process.on("exit", killAll);
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+    const onSignal = () => {
+      if (process.listenerCount(signal) > 1) return; // someone else stops us, in order
+      killAll();
+      process.off(signal, onSignal);
+      process.kill(process.pid, signal);
+    };
+    process.on(signal, onSignal);
+  }
 }
 
 export class ManagedProcess {

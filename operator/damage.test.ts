@@ -200,6 +200,74 @@ describe("a spec only the operator can judge", () => {
   });
 });
 
+describe("an API error while reconciling", () => {
+  it("is reported in status and as a Warning event, and the pair recovers when it goes away", async () => {
+    const guarded = await env.namespace("guarded");
+    const policy = `no-services-${guarded}`;
+    await env.admin.create({
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "ValidatingAdmissionPolicy",
+      metadata: { name: policy },
+      spec: {
+        failurePolicy: "Fail",
+        matchConstraints: {
+          resourceRules: [
+            { apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["services"] },
+          ],
+        },
+        validations: [{ expression: "false", message: "Services are not allowed in this namespace" }],
+      },
+    } as KubernetesObject);
+    await env.admin.create({
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "ValidatingAdmissionPolicyBinding",
+      metadata: { name: policy },
+      spec: {
+        policyName: policy,
+        validationActions: ["Deny"],
+        matchResources: { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": guarded } } },
+      },
+    } as KubernetesObject);
+    // Policies take effect a moment after they are created.
+    // Policies take effect a moment after they are created; probe with a new name each time, and
+    // count only the policy's own refusal.
+    let probe = 0;
+    await eventually("the policy to refuse Services", async () => {
+      const refusal = await env.admin
+        .create({
+          apiVersion: "v1",
+          kind: "Service",
+          metadata: { name: `probe-${probe++}`, namespace: guarded },
+          spec: { ports: [{ port: 1 }] },
+        } as KubernetesObject)
+        .then(
+          () => "",
+          (e: unknown) => (e instanceof Error ? e.message : ""),
+        );
+      return refusal.includes("Services are not allowed in this namespace") ? true : undefined;
+    });
+
+    await env.createPair(guarded, "blocked");
+    const pair = await env.condition(guarded, "blocked", "Ready", "False", "ReconcileError");
+    expect(pair.status?.conditions?.find((c) => c.type === "Ready")?.message).toMatch(
+      /services\/blocked-ponger: .*Services are not allowed in this namespace/,
+    );
+    await eventually("a Warning event ReconcileError", async () => {
+      const events = await env.admin.list<KubernetesObject & { reason?: string; type?: string }>(
+        resources.event,
+        guarded,
+      );
+      return events.items.some((e) => e.type === "Warning" && e.reason === "ReconcileError")
+        ? true
+        : undefined;
+    });
+
+    await env.admin.delete(resources.validatingAdmissionPolicyBinding, undefined, policy);
+    await env.condition(guarded, "blocked", "Ready", "False", "WorkloadsUnavailable", 60_000);
+    expect(await env.admin.get(resources.service, guarded, "blocked-ponger")).toBeDefined();
+  });
+});
+
 describe("damage is repaired", () => {
   beforeAll(async () => {
     await env.createPair(namespace, "hurt");

@@ -6,7 +6,7 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import type { Logger } from "../../lib/logger.ts";
+import { errorMessage, type Logger } from "../../lib/logger.ts";
 import { InvalidSpecError, resolveSpec } from "../api/spec.ts";
 import { apiVersion, kind, type PingPongPair, type PingPongPairStatus } from "../api/types.ts";
 import type { CertificateMinter } from "../pki/minter.ts";
@@ -191,9 +191,15 @@ export function createReconciler(context: ReconcilerContext): (key: string) => P
         requeueAfterMs: Math.max(minimumRequeueMs, certificates.nextCheck.getTime() - now().getTime()),
       };
     } catch (error) {
-      if (error instanceof ChildConflictError) {
-        await reportProblem(pair, { reason: "ChildConflict", message: error.message });
-      }
+      // Say why in status and as an event, then let the error policy retry. A failure to report
+      // must not hide the failure itself.
+      const problem: Problem =
+        error instanceof ChildConflictError
+          ? { reason: "ChildConflict", message: error.message }
+          : { reason: "ReconcileError", message: errorMessage(error) };
+      await reportProblem(pair, problem).catch((reportError: unknown) => {
+        log.warn({ error: errorMessage(reportError) }, "Could not report the reconcile error in status");
+      });
       throw error;
     }
   };

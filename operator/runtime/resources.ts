@@ -38,6 +38,18 @@ export const resources = {
   clusterRoleBinding: t("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", false),
   role: t("rbac.authorization.k8s.io/v1", "Role", "roles"),
   roleBinding: t("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
+  validatingAdmissionPolicy: t(
+    "admissionregistration.k8s.io/v1",
+    "ValidatingAdmissionPolicy",
+    "validatingadmissionpolicies",
+    false,
+  ),
+  validatingAdmissionPolicyBinding: t(
+    "admissionregistration.k8s.io/v1",
+    "ValidatingAdmissionPolicyBinding",
+    "validatingadmissionpolicybindings",
+    false,
+  ),
 } as const;
 
 export function collectionPath(type: ResourceType, namespace?: string): string {

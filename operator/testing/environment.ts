@@ -7,7 +7,7 @@ import { Writable } from "node:stream";
 import type { ControlPlane } from "../../controlplane/control-plane.ts";
 import { eventually, startTestControlPlane, testNamespace } from "../../controlplane/testing.ts";
 import { installOperator, operatorServiceAccount } from "../install.ts";
-import { createLogger, type Logger } from "../../lib/logger.ts";
+import { createLogger, errorMessage, type Logger } from "../../lib/logger.ts";
 import type { PingPongPair, PingPongPairSpec } from "../api/types.ts";
 import { type OperatorOptions, type RunningOperator, startOperator } from "../operator.ts";
 import { type ClusterConnection, connectionFromKubeconfig } from "../runtime/cluster-connection.ts";
@@ -107,20 +107,31 @@ export class OperatorEnvironment {
     reason?: string,
     timeoutMs = 30_000,
   ): Promise<PingPongPair> {
-    return eventually(
-      `${namespace}/${name} condition ${type}=${status}${reason ? ` (${reason})` : ""}`,
-      async () => {
-        const pair = await this.pair(namespace, name);
-        const condition = pair?.status?.conditions?.find((c) => c.type === type);
-        const current = pair?.status?.observedGeneration === pair?.metadata?.generation;
-        return current &&
-          condition?.status === status &&
-          (reason === undefined || condition.reason === reason)
-          ? pair
-          : undefined;
-      },
-      timeoutMs,
-    );
+    let last: PingPongPair | undefined;
+    try {
+      return await eventually(
+        `${namespace}/${name} condition ${type}=${status}${reason ? ` (${reason})` : ""}`,
+        async () => {
+          const pair = await this.pair(namespace, name);
+          last = pair;
+          const condition = pair?.status?.conditions?.find((c) => c.type === type);
+          const current = pair?.status?.observedGeneration === pair?.metadata?.generation;
+          return current &&
+            condition?.status === status &&
+            (reason === undefined || condition.reason === reason)
+            ? pair
+            : undefined;
+        },
+        timeoutMs,
+      );
+    } catch (error) {
+      const seen = (last?.status?.conditions ?? []).map(
+        (c) => `${c.type}=${c.status} ${c.reason}: ${c.message}`,
+      );
+      throw new Error(`${errorMessage(error)}\nlast conditions:\n  ${seen.join("\n  ") || "(none)"}`, {
+        cause: error,
+      });
+    }
   }
 
   async stop(): Promise<void> {
