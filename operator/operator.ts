@@ -231,6 +231,8 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       await controller.stop();
       await elector?.release();
       await minter.close();
+      // The informers have aborted their watches; now the pooled connections can go.
+      await client.close();
       await probes.close();
     },
   };
