@@ -71,6 +71,24 @@ async function bothLoaded(server: string, client: string, bundle: string[]): Pro
   await waitFor(pingerStatus, (s) => matches(s, client), "the pinger to load the new files");
 }
 
+/**
+ * One rotation step, written kubelet-style to both volumes: the leaves of `leaves` and `bundle` as
+ * ca.crt. Resolves once both programs report exactly that material loaded.
+ */
+async function rotationStep(leaves: TestPki, bundle: string[]): Promise<void> {
+  await serverVolume.write({
+    "tls.crt": leaves.server.certificatePem,
+    "tls.key": leaves.server.privateKeyPem,
+    "ca.crt": bundle.join(""),
+  });
+  await clientVolume.write({
+    "tls.crt": leaves.client.certificatePem,
+    "tls.key": leaves.client.privateKeyPem,
+    "ca.crt": bundle.join(""),
+  });
+  await bothLoaded(leaves.server.certificatePem, leaves.client.certificatePem, bundle);
+}
+
 /** Lets at least `count` more pings succeed, so each step is exercised under load. */
 async function morePongs(count: number): Promise<void> {
   const before = (await pingerStatus()).succeeded;
@@ -145,46 +163,13 @@ describe("CA rotation under load, real processes", () => {
 
     // (1) Trust both CAs.
     const both = [oldPki.ca.certificatePem, newPki.ca.certificatePem];
-    await serverVolume.write({
-      "tls.crt": oldPki.server.certificatePem,
-      "tls.key": oldPki.server.privateKeyPem,
-      "ca.crt": both.join(""),
-    });
-    await clientVolume.write({
-      "tls.crt": oldPki.client.certificatePem,
-      "tls.key": oldPki.client.privateKeyPem,
-      "ca.crt": both.join(""),
-    });
-    await bothLoaded(oldPki.server.certificatePem, oldPki.client.certificatePem, both);
+    await rotationStep(oldPki, both);
     await morePongs(10);
-
     // (2) Leaves from the new CA.
-    await serverVolume.write({
-      "tls.crt": newPki.server.certificatePem,
-      "tls.key": newPki.server.privateKeyPem,
-      "ca.crt": both.join(""),
-    });
-    await clientVolume.write({
-      "tls.crt": newPki.client.certificatePem,
-      "tls.key": newPki.client.privateKeyPem,
-      "ca.crt": both.join(""),
-    });
-    await bothLoaded(newPki.server.certificatePem, newPki.client.certificatePem, both);
+    await rotationStep(newPki, both);
     await morePongs(10);
-
     // (3) Drop the old CA.
-    const onlyNew = [newPki.ca.certificatePem];
-    await serverVolume.write({
-      "tls.crt": newPki.server.certificatePem,
-      "tls.key": newPki.server.privateKeyPem,
-      "ca.crt": newPki.ca.certificatePem,
-    });
-    await clientVolume.write({
-      "tls.crt": newPki.client.certificatePem,
-      "tls.key": newPki.client.privateKeyPem,
-      "ca.crt": newPki.ca.certificatePem,
-    });
-    await bothLoaded(newPki.server.certificatePem, newPki.client.certificatePem, onlyNew);
+    await rotationStep(newPki, [newPki.ca.certificatePem]);
     await morePongs(20);
 
     const status = await pingerStatus();
