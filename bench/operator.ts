@@ -11,10 +11,12 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { KubernetesObject, V1Deployment } from "@kubernetes/client-node";
 import { ControlPlane } from "../controlplane/control-plane.ts";
 import { freePort } from "../lib/ports.ts";
+import { projectRoot } from "../lib/repo.ts";
 import type { PingPongPair } from "../operator/api/types.ts";
-import { installOperator, operatorServiceAccount } from "../operator/install.ts";
+import { installOperator, objectsIn, operatorServiceAccount } from "../operator/install.ts";
 import { connectionFromKubeconfig } from "../operator/runtime/cluster-connection.ts";
 import { Informer } from "../operator/runtime/informer.ts";
 import { KubeClient } from "../operator/runtime/kube-client.ts";
@@ -72,9 +74,40 @@ function sum(text: string, pattern: RegExp): number {
   return [...text.matchAll(pattern)].reduce((n, m) => n + Number(m[1]), 0);
 }
 
+interface DeploymentState extends KubernetesObject {
+  spec?: { replicas?: number };
+  status?: { observedGeneration?: number; replicas?: number };
+}
+
+/** Waits until every Deployment in the namespace has observed its spec and created its pods. */
+async function deploymentsCaughtUp(
+  client: KubeClient,
+  timeoutMs: number,
+): Promise<{ current: number; total: number }> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const { items } = await client.list<DeploymentState>(resources.deployment, namespace);
+    const current = items.filter(
+      (d) =>
+        d.status?.observedGeneration === d.metadata?.generation && d.status?.replicas === d.spec?.replicas,
+    ).length;
+    if (current === items.length || performance.now() > deadline) return { current, total: items.length };
+    await new Promise((r) => setTimeout(r, 2_000));
+  }
+}
+
+/** The operator runs with the NODE_OPTIONS of the Deployment that ships (config/manager). */
+function managerNodeOptions(): string {
+  const [deployment] = objectsIn(join(projectRoot(), "config", "manager", "manager.yaml")) as V1Deployment[];
+  const env = deployment?.spec?.template.spec?.containers[0]?.env ?? [];
+  return env.find((e) => e.name === "NODE_OPTIONS")?.value ?? "";
+}
+
 export async function benchOperator(): Promise<void> {
   const idlePairs = Number(process.env.BENCH_IDLE_PAIRS ?? 1000);
   console.log(`\n# Operator (own process, from dist/, as its ServiceAccount; ${idlePairs} idle pairs)`);
+  const nodeOptions = process.env.BENCH_OPERATOR_NODE_OPTIONS ?? managerNodeOptions();
+  console.log(`operator NODE_OPTIONS: ${nodeOptions || "(none)"}`);
   const plane = await ControlPlane.start();
   const dir = await mkdtemp(join(tmpdir(), "bench-operator-"));
   let operator: CliProcess | undefined;
@@ -100,7 +133,7 @@ export async function benchOperator(): Promise<void> {
         "--namespace",
         "pingpong-system",
       ],
-      { LOG_LEVEL: "warn" },
+      { LOG_LEVEL: "warn", NODE_OPTIONS: nodeOptions },
       distCli,
     );
     const url = `http://127.0.0.1:${port}`;
@@ -172,8 +205,17 @@ export async function benchOperator(): Promise<void> {
       "s",
     );
 
-    // Idle means settled: kube-controller-manager is still updating Deployments after the last
-    // pair is ready, and each of those is a real status change. Wait for 15 s without a write.
+    // Idle means settled: kube-controller-manager keeps creating ReplicaSets and pods after the
+    // last pair is ready, and each Deployment status change it makes is a real change of the pair's
+    // status. Wait until every Deployment has caught up, then for 15 s without a write.
+    const catchUpStart = performance.now();
+    const caughtUp = await deploymentsCaughtUp(admin, 900_000);
+    report(
+      "time for kube-controller-manager to catch up after the last pair was ready",
+      (performance.now() - catchUpStart) / 1000,
+      "s",
+      `${caughtUp.current} of ${caughtUp.total} Deployments with all replicas created`,
+    );
     const settleStart = performance.now();
     let lastWrites = -1;
     let quietSince = performance.now();
