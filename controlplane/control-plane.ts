@@ -27,7 +27,10 @@ export interface ControlPlaneOptions {
   readonly startTimeoutMs?: number;
 }
 
-/** Controllers that make Deployments produce Pods and owners take their dependents with them. */
+/**
+ * Controllers that make Deployments produce Pods, owners take their dependents with them, and an
+ * HorizontalPodAutoscaler reads and writes a scale subresource.
+ */
 export const controllers = [
   "deployment-controller",
   "replicaset-controller",
@@ -37,6 +40,7 @@ export const controllers = [
   "serviceaccount-token-controller",
   "root-ca-certificate-publisher-controller",
   "disruption-controller",
+  "horizontal-pod-autoscaler-controller",
 ] as const;
 
 interface KubeconfigFields {

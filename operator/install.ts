@@ -2,10 +2,10 @@
  * Installs what the operator needs from the shipped files (crds/, config/rbac), as an admin would
  * with `kubectl apply`: used by the demo and by every test that runs the operator.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { parseAllDocuments } from "yaml";
+import { parseAllDocuments, parseDocument } from "yaml";
 import { projectRoot } from "../lib/repo.ts";
 import { loadCrd } from "./api/crd.ts";
 import { KubeApiError, type KubeClient } from "./runtime/kube-client.ts";
@@ -24,12 +24,18 @@ export function objectsIn(file: string): KubernetesObject[] {
     .filter((object): object is KubernetesObject => object !== null);
 }
 
-/** The objects of config/rbac as shipped, with their namespace set to `namespace`. */
+/** The files a kustomization lists under `resources`, as paths. */
+export function kustomizationResources(dir: string): string[] {
+  const kustomization = parseDocument(readFileSync(join(dir, "kustomization.yaml"), "utf8")).toJS() as {
+    resources?: string[];
+  };
+  return (kustomization.resources ?? []).map((resource) => join(dir, resource));
+}
+
+/** The objects config/rbac/kustomization.yaml lists, as shipped, with their namespace set to `namespace`. */
 export function rbacObjects(namespace: string): KubernetesObject[] {
-  const dir = join(projectRoot(), "config", "rbac");
-  const files = readdirSync(dir).filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml");
-  return files.flatMap((file) =>
-    objectsIn(join(dir, file)).map((object) => {
+  return kustomizationResources(join(projectRoot(), "config", "rbac")).flatMap((file) =>
+    objectsIn(file).map((object) => {
       const bound = object as KubernetesObject & { subjects?: { namespace?: string }[] };
       if (bound.metadata?.namespace) bound.metadata.namespace = namespace;
       for (const subject of bound.subjects ?? []) if (subject.namespace) subject.namespace = namespace;

@@ -38,6 +38,7 @@ export const resources = {
   clusterRoleBinding: t("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", false),
   role: t("rbac.authorization.k8s.io/v1", "Role", "roles"),
   roleBinding: t("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
+  horizontalPodAutoscaler: t("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
   validatingAdmissionPolicy: t(
     "admissionregistration.k8s.io/v1",
     "ValidatingAdmissionPolicy",
