@@ -6,11 +6,13 @@ SHELL := /bin/bash
 NPM_STAMP := node_modules/.package-lock.json
 
 .PHONY: help deps controlplane build test bench demo clean
+.PHONY: k3d-up image k3d-import deploy example watch ping k3d-down
 
 help:
 	@echo "make demo    run the operator against a local control plane with an example pair"
 	@echo "make test    install everything and run every test"
 	@echo "make bench   run the benchmarks"
+	@echo "On a real cluster (k3d, Docker): make k3d-up image k3d-import deploy example watch ping"
 
 # npm brings Node 24 itself (the node@24 package); npm scripts then run on it.
 $(NPM_STAMP): package.json package-lock.json
@@ -38,3 +40,55 @@ demo: deps controlplane build
 
 clean:
 	rm -rf dist coverage
+
+# The real-cluster path: k3d (k3s in Docker), one command per step. Needs docker, k3d and kubectl;
+# it cannot run on machines without a Docker engine. The image name is the one config/default uses.
+K3D_CLUSTER ?= pingpong
+IMAGE := pingpong-operator:dev
+EXAMPLE ?= examples/pingpongpair.yaml
+PAIR ?= demo
+NAMESPACE ?= default
+need = @command -v $(1) >/dev/null || { echo "$(1) is not installed: $(2)"; exit 1; }
+
+k3d-up:
+	$(call need,k3d,https://k3d.io)
+	k3d cluster create $(K3D_CLUSTER) --agents 1 --wait
+	kubectl config use-context k3d-$(K3D_CLUSTER)
+
+image:
+	$(call need,docker,https://docs.docker.com/engine/install/)
+	docker build -t $(IMAGE) .
+
+k3d-import:
+	$(call need,k3d,https://k3d.io)
+	k3d image import $(IMAGE) --cluster $(K3D_CLUSTER)
+
+# The manifests the tests render and apply to the local control plane.
+deploy:
+	$(call need,kubectl,https://kubernetes.io/docs/tasks/tools/)
+	kubectl apply --server-side -k config/default
+	kubectl wait --for=condition=Established --timeout=60s crd/pingpongpairs.pingpong.dev
+	kubectl -n pingpong-system rollout status deployment/pingpong-operator --timeout=120s
+
+example:
+	kubectl apply -n $(NAMESPACE) -f $(EXAMPLE)
+
+watch:
+	kubectl get -n $(NAMESPACE) pingpongpairs --watch
+
+# GET /ping through a port-forward to the pair's ponger Service, with the pinger's client
+# certificate (mutual TLS), checking the ponger's certificate against the pair's CA and DNS name.
+ping:
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	for f in tls.crt tls.key ca.crt; do \
+	  kubectl get secret -n $(NAMESPACE) $(PAIR)-pinger-tls -o "go-template={{index .data \"$$f\"}}" | base64 -d > "$$dir/$$f"; \
+	done && \
+	port=$$(kubectl get ppp -n $(NAMESPACE) $(PAIR) -o jsonpath='{.spec.ponger.port}') && \
+	{ kubectl port-forward -n $(NAMESPACE) service/$(PAIR)-ponger 18443:$$port >/dev/null & } && \
+	pf=$$! && trap 'kill $$pf; rm -rf "$$dir"' EXIT && sleep 2 && \
+	curl --fail --silent --show-error --cacert "$$dir/ca.crt" --cert "$$dir/tls.crt" --key "$$dir/tls.key" \
+	  --connect-to $(PAIR)-ponger.$(NAMESPACE).svc:18443:127.0.0.1:18443 \
+	  https://$(PAIR)-ponger.$(NAMESPACE).svc:18443/ping && echo
+
+k3d-down:
+	k3d cluster delete $(K3D_CLUSTER)

@@ -257,6 +257,11 @@ export async function benchOperator(): Promise<void> {
       "MiB",
     );
     report(
+      "  V8 external memory (buffers)",
+      (metricValue(after, "nodejs_external_memory_bytes") ?? 0) / 2 ** 20,
+      "MiB",
+    );
+    report(
       "API writes per minute while idle (pairs and children)",
       sum(after, writes) - sum(before, writes),
       "/min",

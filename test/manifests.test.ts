@@ -101,9 +101,11 @@ describe("config/default", () => {
         expect(object.metadata?.namespace, key(object)).toBe(operatorNamespace);
   });
 
-  it("is what the operator tests install: the CRD from crds/ and the RBAC from config/rbac", () => {
+  it("is what the operator tests install: the CRD from crds/ and the RBAC from config/rbac", async () => {
     const crd = rendered.find((o) => o.kind === "CustomResourceDefinition");
     expect(crd).toEqual(loadCrd());
+    // `kubectl apply -k crds/` installs the CRD alone.
+    expect(parseYaml((await kubectl("kustomize", "crds")).stdout)).toEqual([loadCrd()]);
     const rbac = rendered.filter((o) => /Role|ServiceAccount/.test(o.kind ?? ""));
     expect(new Map(rbac.map((o) => [key(o), o]))).toEqual(
       new Map(rbacObjects(operatorNamespace).map((o) => [key(o), o])),
