@@ -1,16 +1,24 @@
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError, ConfigReader, environmentName } from "./config-reader.ts";
 import { loadPingerConfig } from "./pinger/config.ts";
 import { loadPongerConfig } from "./ponger/config.ts";
-import { writeFile, mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+const folders: string[] = [];
+
 async function file(text: string): Promise<string> {
-  const path = join(await mkdtemp(join(tmpdir(), "config-")), "config.yaml");
+  const folder = await mkdtemp(join(tmpdir(), "config-"));
+  folders.push(folder);
+  const path = join(folder, "config.yaml");
   await writeFile(path, text);
   return path;
 }
+
+afterAll(async () => {
+  await Promise.all(folders.map((folder) => rm(folder, { recursive: true, force: true })));
+});
 
 function problemsOf(error: unknown): readonly string[] {
   expect(error).toBeInstanceOf(ConfigError);
