@@ -5,34 +5,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { openSync, closeSync, readFileSync } from "node:fs";
-
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function killAll(): void {
-  for (const child of running) child.kill("SIGKILL");
-}
-
-/**
- * If the parent dies without stopping the control plane, do not leave servers behind. The children
- * have a process group of their own (see the constructor), so they outlive the parent unless it
- * kills them: on exit, and on a signal that nothing else in the process handles (then the signal's
- * default, ending the process, is restored and raised again).
- */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on("exit", killAll);
-  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
-    const onSignal = () => {
-      if (process.listenerCount(signal) > 1) return; // someone else stops us, in order
-      killAll();
-      process.off(signal, onSignal);
-      process.kill(process.pid, signal);
-    };
-    process.on(signal, onSignal);
-  }
-}
+import { killWithParent } from "../lib/child-processes.ts";
 
 export class ManagedProcess {
   readonly name: string;
@@ -47,7 +20,6 @@ export class ManagedProcess {
     logPath: string,
     env: NodeJS.ProcessEnv = process.env,
   ) {
-    installExitHook();
     this.name = name;
     this.logPath = logPath;
     const fd = openSync(logPath, "a");
@@ -58,11 +30,9 @@ export class ManagedProcess {
     } finally {
       closeSync(fd);
     }
-    running.add(this.child);
-    this.exit = once(this.child, "exit").then(([code]) => {
-      running.delete(this.child);
-      return code as number | null;
-    });
+    // The child has a process group of its own, so it outlives us unless we kill it.
+    killWithParent(this.child);
+    this.exit = once(this.child, "exit").then(([code]) => code as number | null);
     // A spawn failure (ENOENT) arrives as "error"; the exit promise covers the rest.
     this.child.on("error", () => undefined);
   }

@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
+import { killWithParent } from "../../lib/child-processes.ts";
 
 export const cliPath = fileURLToPath(new URL("../../cli.ts", import.meta.url));
 
@@ -22,6 +23,7 @@ export class CliProcess {
       env: { ...process.env, LOG_LEVEL: "info", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
+    killWithParent(this.child);
     let buffered = "";
     this.child.stdout?.on("data", (chunk: Buffer) => {
       buffered += chunk.toString();
