@@ -17,11 +17,16 @@ interface CrdObject extends KubernetesObject {
   status?: { conditions?: { type: string; status: string }[] };
 }
 
-/** Every object in a YAML file (several documents allowed). */
-export function objectsIn(file: string): KubernetesObject[] {
-  return parseAllDocuments(readFileSync(file, "utf8"))
+/** Every object in YAML text (several documents allowed). */
+export function objectsInYaml(text: string): KubernetesObject[] {
+  return parseAllDocuments(text)
     .map((doc) => doc.toJS() as KubernetesObject | null)
     .filter((object): object is KubernetesObject => object !== null);
+}
+
+/** Every object in a YAML file. */
+export function objectsIn(file: string): KubernetesObject[] {
+  return objectsInYaml(readFileSync(file, "utf8"));
 }
 
 /** The files a kustomization lists under `resources`, as paths. */

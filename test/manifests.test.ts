@@ -9,20 +9,19 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { KubernetesObject, V1ConfigMap, V1Deployment, V1Pod, V1Service } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseAllDocuments } from "yaml";
 import type { ControlPlane } from "../controlplane/control-plane.ts";
 import { eventually, startTestControlPlane, testNamespace } from "../controlplane/testing.ts";
 import { errorMessage } from "../lib/logger.ts";
 import { projectRoot } from "../lib/repo.ts";
 import { loadCrd } from "../operator/api/crd.ts";
 import type { PingPongPair } from "../operator/api/types.ts";
-import { objectsIn, operatorServiceAccount, rbacObjects } from "../operator/install.ts";
+import { objectsIn, objectsInYaml, operatorServiceAccount, rbacObjects } from "../operator/install.ts";
 import { type RunningOperator, startOperator } from "../operator/operator.ts";
 import { childNames } from "../operator/pingpongpair/names.ts";
 import { connectionFromKubeconfig } from "../operator/runtime/cluster-connection.ts";
 import { KubeClient } from "../operator/runtime/kube-client.ts";
 import { resources } from "../operator/runtime/resources.ts";
-import { quietLogger } from "../operator/testing/environment.ts";
+import { testOperatorOptions } from "../operator/testing/environment.ts";
 
 const run = promisify(execFile);
 const root = projectRoot();
@@ -51,12 +50,6 @@ function kubectlWithInput(
   });
 }
 
-function parseYaml(text: string): KubernetesObject[] {
-  return parseAllDocuments(text)
-    .map((doc) => doc.toJS() as KubernetesObject | null)
-    .filter((o): o is KubernetesObject => o !== null);
-}
-
 const key = (o: KubernetesObject) => `${o.kind ?? ""}/${o.metadata?.name ?? ""}`;
 
 /** `kubectl apply -k config/default`, as a user installs the operator; applying again changes nothing. */
@@ -71,7 +64,7 @@ const renderedDeployment = () => rendered.find((o) => o.kind === "Deployment") a
 beforeAll(async () => {
   plane = await startTestControlPlane();
   admin = new KubeClient(await connectionFromKubeconfig(plane.adminKubeconfig()));
-  rendered = parseYaml((await kubectl("kustomize", "config/default")).stdout);
+  rendered = objectsInYaml((await kubectl("kustomize", "config/default")).stdout);
 });
 
 afterAll(async () => {
@@ -105,7 +98,7 @@ describe("config/default", () => {
     const crd = rendered.find((o) => o.kind === "CustomResourceDefinition");
     expect(crd).toEqual(loadCrd());
     // `kubectl apply -k crds/` installs the CRD alone.
-    expect(parseYaml((await kubectl("kustomize", "crds")).stdout)).toEqual([loadCrd()]);
+    expect(objectsInYaml((await kubectl("kustomize", "crds")).stdout)).toEqual([loadCrd()]);
     const rbac = rendered.filter((o) => /Role|ServiceAccount/.test(o.kind ?? ""));
     expect(new Map(rbac.map((o) => [key(o), o]))).toEqual(
       new Map(rbacObjects(operatorNamespace).map((o) => [key(o), o])),
@@ -175,20 +168,10 @@ describe("examples/", () => {
     // the Deployment would run it.
     await applyDefault();
     const image = renderedDeployment().spec?.template.spec?.containers[0]?.image ?? "";
-    operator = await startOperator({
-      connection: await connectionFromKubeconfig(
-        await plane.serviceAccountKubeconfig(operatorNamespace, operatorServiceAccount),
-      ),
-      logger: quietLogger("operator"),
-      namespaces: [],
-      workers: 4,
-      image,
-      metricsAddress: "127.0.0.1",
-      metricsPort: 0,
-      leaderElection: true,
-      namespace: operatorNamespace,
-      rotationStepMs: 1_000,
-    });
+    const connection = await connectionFromKubeconfig(
+      await plane.serviceAccountKubeconfig(operatorNamespace, operatorServiceAccount),
+    );
+    operator = await startOperator({ ...testOperatorOptions(connection), image, leaderElection: true });
   });
 
   afterAll(async () => {

@@ -16,6 +16,22 @@ import { resources } from "../runtime/resources.ts";
 
 export const operatorNamespace = "pingpong-system";
 
+/** How tests run an operator in-process: quiet, on loopback, in pingpong-system, 1 s CA rotation steps. */
+export function testOperatorOptions(connection: ClusterConnection): OperatorOptions {
+  return {
+    connection,
+    logger: quietLogger("operator"),
+    namespaces: [],
+    workers: 4,
+    image: "pingpong-operator:test",
+    metricsAddress: "127.0.0.1",
+    metricsPort: 0,
+    leaderElection: false,
+    namespace: operatorNamespace,
+    rotationStepMs: 1_000,
+  };
+}
+
 export class OperatorEnvironment {
   readonly plane: ControlPlane;
   readonly admin: KubeClient;
@@ -45,19 +61,7 @@ export class OperatorEnvironment {
 
   /** Starts an operator in this process, as the operator's ServiceAccount. */
   async startOperator(overrides: Partial<OperatorOptions> = {}): Promise<RunningOperator> {
-    const operator = await startOperator({
-      connection: this.operatorConnection,
-      logger: quietLogger("operator"),
-      namespaces: [],
-      workers: 4,
-      image: "pingpong-operator:test",
-      metricsAddress: "127.0.0.1",
-      metricsPort: 0,
-      leaderElection: false,
-      namespace: operatorNamespace,
-      rotationStepMs: 1_000,
-      ...overrides,
-    });
+    const operator = await startOperator({ ...testOperatorOptions(this.operatorConnection), ...overrides });
     this.operators.push(operator);
     return operator;
   }
