@@ -1,11 +1,11 @@
 # The two commands a newcomer needs, each installing what it needs first:
 #   make demo   a local control plane, the operator and an example pair
-#   make test   every test (lint, types, unit, workloads, control plane)
+#   make test   every test (lint, types, unit, workloads, control plane, the node)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps controlplane build test bench demo clean
+.PHONY: help deps controlplane node build test bench demo clean
 .PHONY: k3d-up image k3d-import deploy example watch ping k3d-down
 
 help:
@@ -20,16 +20,23 @@ $(NPM_STAMP): package.json package-lock.json
 
 deps: $(NPM_STAMP)
 
-# etcd from Debian and kube-apiserver/kube-controller-manager built from the Go module proxy, cached
-# under ~/.cache/pingpong so a fresh clone reuses them.
+# etcd from Debian and the Kubernetes commands built from the Go module proxy, cached under
+# ~/.cache/pingpong so a fresh clone reuses them.
 controlplane:
 	bash hack/controlplane/install-etcd.sh
 	bash hack/controlplane/build.sh >/dev/null
 
+# The local node: Debian's containerd, runc, CNI plugins, nftables, buildah and mmdebstrap; CoreDNS
+# from the Go module proxy; the pause and CoreDNS images and the Dockerfile's base images, assembled
+# locally under their upstream names. All cached under ~/.cache/pingpong.
+node: controlplane
+	bash hack/node/install-packages.sh
+	bash hack/images/build-base-images.sh
+
 build: deps
 	npm run build
 
-test: deps controlplane
+test: deps controlplane node image
 	npm test
 
 bench: deps controlplane
@@ -55,9 +62,10 @@ k3d-up:
 	k3d cluster create $(K3D_CLUSTER) --agents 1 --wait
 	kubectl config use-context k3d-$(K3D_CLUSTER)
 
+# docker build where a Docker engine runs; else buildah on the locally assembled base images, and the
+# image is loaded into every local node started afterwards.
 image:
-	$(call need,docker,https://docs.docker.com/engine/install/)
-	docker build -t $(IMAGE) .
+	IMAGE=$(IMAGE) bash hack/images/build-image.sh
 
 k3d-import:
 	$(call need,k3d,https://k3d.io)

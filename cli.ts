@@ -15,7 +15,9 @@ Commands:
   operator [flags]         the PingPongPair operator (--help for flags)
   ponger [--config FILE]   HTTPS server answering GET /ping with "pong" (TLS, mutual TLS or HTTP)
   pinger [--config FILE]   pings a ponger every interval and reports health on its metrics port
-  cluster up [--dir DIR]   a local Kubernetes control plane on 127.0.0.1 (default DIR: ./.cluster)
+  cluster up [--dir DIR] [--no-node]
+                           a local single-node Kubernetes cluster (default DIR: ./.cluster); with
+                           --no-node, the API-only control plane on 127.0.0.1 (pods stay Pending)
   demo [--workloads]       the operator on a local control plane with an example pair; with
                            --workloads, a ponger and a pinger on loopback over mutual TLS instead
 
@@ -30,6 +32,7 @@ const userErrors = new Set([
   "TlsFileError",
   "MissingBinaryError",
   "KubeconfigError",
+  "NodeUnavailableError",
 ]);
 
 function usageError(message: string): never {
@@ -104,25 +107,38 @@ async function main(argv: string[]): Promise<void> {
     case "cluster": {
       const { positionals, values } = parseArgs({
         args: rest,
-        options: { dir: { type: "string", default: ".cluster" } },
+        options: {
+          dir: { type: "string", default: ".cluster" },
+          "no-node": { type: "boolean", default: false },
+        },
         allowPositionals: true,
         strict: true,
       });
       if (positionals[0] !== "up" || positionals.length > 1)
-        usageError("usage: pingpong cluster up [--dir DIR]");
+        usageError("usage: pingpong cluster up [--dir DIR] [--no-node]");
       const { pinnedKubernetesVersion } = await import("./controlplane/binaries.ts");
       const { ControlPlane } = await import("./controlplane/control-plane.ts");
       const logger = createLogger("cluster");
       const dir = resolve(values.dir);
+      const withNode = !values["no-node"];
       const started = Date.now();
-      const plane = await ControlPlane.start({ dir });
+      const seconds = () => ((Date.now() - started) / 1000).toFixed(1);
+      const plane = await ControlPlane.start({
+        dir,
+        node: withNode,
+        progress: (line) => process.stdout.write(`${seconds().padStart(5)}s  ${line}\n`),
+      });
+      const what = withNode
+        ? `Kubernetes ${pinnedKubernetesVersion()} cluster ready in ${seconds()}s at ${plane.server}\n` +
+          "(etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet, kube-proxy, CoreDNS;\n" +
+          " node pingpong-node: pods reach pods, Services and the API server, nothing outside this machine)\n"
+        : `Kubernetes ${pinnedKubernetesVersion()} control plane ready in ${seconds()}s at ${plane.server}\n` +
+          "(etcd, kube-apiserver with RBAC, kube-controller-manager; no node: Pods stay Pending)\n";
       process.stdout.write(
-        `Kubernetes ${pinnedKubernetesVersion()} control plane ready in ${((Date.now() - started) / 1000).toFixed(1)}s at ${plane.server}\n` +
-          `(etcd, kube-apiserver with RBAC, kube-controller-manager; no scheduler or kubelet: Pods stay Pending)\n` +
-          `Logs in ${dir}/logs. Ctrl-C stops it and removes its data.\n\n` +
+        `${what}Logs in ${dir}/logs. Ctrl-C stops it and removes it from this machine.\n\n` +
           `export KUBECONFIG=${plane.kubeconfigPath}\n`,
       );
-      exitOnSignal(logger, () => plane.stop());
+      exitOnSignal(logger, () => plane.stop(), 60_000);
       return;
     }
     case "demo": {

@@ -29,9 +29,13 @@ export function pinnedKubernetesVersion(): string {
   return version;
 }
 
+/** Where hack/ keeps what it builds: ~/.cache/pingpong unless PINGPONG_CACHE_DIR or XDG_CACHE_HOME say otherwise. */
+export function cacheRoot(env: Env = process.env): string {
+  return env.PINGPONG_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "pingpong");
+}
+
 export function binaryCacheDir(env: Env = process.env): string {
-  const root = env.PINGPONG_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "pingpong");
-  return join(root, "controlplane", pinnedKubernetesVersion(), "bin");
+  return join(cacheRoot(env), "controlplane", pinnedKubernetesVersion(), "bin");
 }
 
 function executable(path: string): boolean {
@@ -83,4 +87,17 @@ export function findBinaries(env: Env = process.env): ControlPlaneBinaries {
     );
   }
   return found as ControlPlaneBinaries;
+}
+
+/** Image archives every local node loads into its containerd (hack/images/ writes them). */
+export function nodeImagesDir(env: Env = process.env): string {
+  return join(cacheRoot(env), "images", "node");
+}
+
+/** CoreDNS's version, from hack/node/versions.env: its image is named after it. */
+export function pinnedCorednsVersion(): string {
+  const text = readFileSync(join(projectRoot(), "hack", "node", "versions.env"), "utf8");
+  const version = /^COREDNS_VERSION=(v[0-9.]+)\s*$/m.exec(text)?.[1];
+  if (!version) throw new Error("hack/node/versions.env has no COREDNS_VERSION=vX.Y.Z line");
+  return version;
 }

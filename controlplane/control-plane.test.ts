@@ -151,7 +151,7 @@ describe("the local control plane", () => {
 describe("pingpong cluster up", () => {
   it("prints the kubeconfig to export, serves kubectl, and cleans up on SIGINT", async () => {
     const dir = await mkdtemp(join(tmpdir(), "cluster-up-"));
-    const cluster = new CliProcess(["cluster", "up", "--dir", dir]);
+    const cluster = new CliProcess(["cluster", "up", "--no-node", "--dir", dir]);
     try {
       const exportLine = await cluster.waitForLog(
         (l) => typeof l.msg === "string" && l.msg.startsWith("export KUBECONFIG="),

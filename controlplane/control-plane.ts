@@ -1,27 +1,44 @@
 /**
- * A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver (RBAC on, ServiceAccount tokens
- * signed by a throwaway key) and kube-controller-manager (deployments, replicasets, garbage
- * collection, namespaces, service accounts). There is no scheduler and no kubelet: Pods stay Pending.
- * Used by `pingpong cluster up`, the demo and every test that talks to Kubernetes.
+ * A real Kubernetes cluster on this machine: etcd, kube-apiserver (RBAC on, ServiceAccount tokens
+ * signed by a throwaway key) and kube-controller-manager, and with `node: true` a node that runs pods
+ * (node.ts: containerd, kube-scheduler, kubelet, kube-proxy, CoreDNS). Without a node it is API-only
+ * on 127.0.0.1 and Pods stay Pending: the fast suites use that. Used by `pingpong cluster up`, the
+ * demo and every test that talks to Kubernetes.
  */
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { Agent, request } from "undici";
-import { stringify } from "yaml";
 import { freePort } from "../lib/ports.ts";
 import { createCertificateAuthority, issueLeafCertificate } from "../operator/pki/mint.ts";
-import { type ControlPlaneBinaries, findBinaries } from "./binaries.ts";
+import {
+  binaryCacheDir,
+  type ControlPlaneBinaries,
+  findBinaries,
+  nodeImagesDir,
+  pinnedCorednsVersion,
+} from "./binaries.ts";
+import { kubeconfigYaml } from "./kubeconfig.ts";
+import { LocalNode, removeNodeFromHost } from "./node.ts";
+import { nodeName } from "./node-manifests.ts";
+import { applyRuleset, createBridge, defaultNodeNetwork, type NodeNetwork } from "./node-network.ts";
+import { checkNodeCanStart } from "./node-preflight.ts";
 import { ManagedProcess } from "./process.ts";
+
+export { kubeconfigYaml };
 
 export interface ControlPlaneOptions {
   /** Where to keep certificates, logs and the kubeconfig; a new temporary folder when unset. */
   readonly dir?: string;
   /** Run kube-controller-manager too (default true). */
   readonly controllerManager?: boolean;
+  /** Run a node too, so that pods run (default false: API only). Needs root; see node-preflight.ts. */
+  readonly node?: boolean;
+  /** Called with a line for each step, for commands that show progress. */
+  readonly progress?: (line: string) => void;
   readonly binaries?: ControlPlaneBinaries;
   /** How long each component may take to become ready. */
   readonly startTimeoutMs?: number;
@@ -43,41 +60,17 @@ export const controllers = [
   "horizontal-pod-autoscaler-controller",
 ] as const;
 
-interface KubeconfigFields {
-  readonly server: string;
-  readonly caPem: string;
-  readonly token: string;
-  readonly user: string;
-  readonly namespace?: string;
+/** Tokens of the node's components, by the user names default RBAC and the Node authorizer know. */
+interface NodeTokens {
+  readonly kubelet: string;
+  readonly kubeProxy: string;
+  readonly scheduler: string;
 }
 
-export function kubeconfigYaml(fields: KubeconfigFields): string {
-  return stringify({
-    apiVersion: "v1",
-    kind: "Config",
-    clusters: [
-      {
-        name: "pingpong-local",
-        cluster: {
-          server: fields.server,
-          "certificate-authority-data": Buffer.from(fields.caPem).toString("base64"),
-        },
-      },
-    ],
-    users: [{ name: fields.user, user: { token: fields.token } }],
-    contexts: [
-      {
-        name: fields.user,
-        context: {
-          cluster: "pingpong-local",
-          user: fields.user,
-          ...(fields.namespace ? { namespace: fields.namespace } : {}),
-        },
-      },
-    ],
-    "current-context": fields.user,
-  });
-}
+const token = () => randomBytes(24).toString("hex");
+
+/** The user the API server is at the kubelet (its client certificate's CN). */
+const kubeletClientUser = "kube-apiserver-kubelet-client";
 
 export class ControlPlane {
   readonly dir: string;
@@ -85,6 +78,8 @@ export class ControlPlane {
   readonly kubeconfigPath: string;
   readonly caPem: string;
   readonly binaries: ControlPlaneBinaries;
+  /** The node, when started with `node: true`. */
+  readonly node: LocalNode | undefined;
   private readonly adminToken: string;
   private readonly processes: ManagedProcess[];
   private readonly owned: readonly string[];
@@ -106,31 +101,53 @@ export class ControlPlane {
     this.binaries = fields.binaries;
     this.processes = fields.processes;
     this.owned = fields.owned;
+    this.node = undefined;
   }
 
   static async start(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
     const binaries = options.binaries ?? findBinaries();
     const timeoutMs = options.startTimeoutMs ?? 90_000;
+    const progress = options.progress ?? (() => undefined);
+    const network: NodeNetwork | undefined = options.node ? defaultNodeNetwork : undefined;
     const createdDir = options.dir === undefined;
     const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "pingpong-cluster-")));
+    const nodeDir = join(dir, "node");
+    if (network) {
+      // Before anything starts: a node that cannot run says why, and a crashed one is cleaned up.
+      const preflight = await checkNodeCanStart(network, nodeImagesDir());
+      if (preflight.staleOwner) {
+        progress(`Removing what a stopped cluster (pid ${preflight.staleOwner.pid}) left on this machine`);
+        await removeNodeFromHost(join(preflight.staleOwner.dir, "node"), network);
+      }
+    }
     await mkdir(join(dir, "pki"), { recursive: true });
     await mkdir(join(dir, "logs"), { recursive: true });
     // etcd fsyncs every write; on tmpfs that costs nothing, and the data is throwaway anyway.
     const etcdData = await mkdtemp(join(existsSync("/dev/shm") ? "/dev/shm" : dir, "pingpong-etcd-"));
     const owned = createdDir
       ? [dir, etcdData]
-      : [etcdData, join(dir, "pki"), join(dir, "logs"), join(dir, "kubeconfig")];
+      : [etcdData, join(dir, "pki"), join(dir, "logs"), join(dir, "kubeconfig"), nodeDir];
     const processes: ManagedProcess[] = [];
     const file = (name: string) => join(dir, "pki", name);
+    let node: LocalNode | undefined;
 
     try {
-      // Certificates: our own CA for the API server's serving certificate, and a throwaway key that
-      // signs ServiceAccount tokens. The admin authenticates with a random static token.
-      const ca = await createCertificateAuthority({
-        commonName: "pingpong-local-ca",
-        keySize: 2048,
-        durationMs: 365 * 86_400_000,
-      });
+      if (network) {
+        await mkdir(nodeDir, { recursive: true });
+        await writeFile(join(nodeDir, "host-paths.json"), "null");
+        await createBridge(network, dir);
+      }
+      // The API server listens on the node's address when there is a node (pods reach it there
+      // through the `kubernetes` Service), else on loopback.
+      const bindAddress = network?.nodeIp ?? "127.0.0.1";
+      const serviceCidr = network?.serviceCidr ?? "10.96.0.0/16";
+      const apiServiceIp = network?.apiServiceIp ?? "10.96.0.1";
+
+      // Certificates: our own CA for the API server's and kubelet's serving certificates and the
+      // API server's client certificate at the kubelet, and a throwaway key that signs
+      // ServiceAccount tokens. Everyone else authenticates with a random static token.
+      const year = 365 * 86_400_000;
+      const ca = await createCertificateAuthority({ commonName: "pingpong-local-ca", keySize: 2048, durationMs: year });
       const serving = await issueLeafCertificate(ca, {
         usage: "server",
         commonName: "kube-apiserver",
@@ -141,12 +158,23 @@ export class ControlPlane {
           "kubernetes.default.svc",
           "kubernetes.default.svc.cluster.local",
         ],
-        ipAddresses: ["127.0.0.1", "10.96.0.1"],
+        ipAddresses: [...new Set(["127.0.0.1", bindAddress, apiServiceIp])],
         keySize: 2048,
-        durationMs: 365 * 86_400_000,
+        durationMs: year,
       });
       const serviceAccountKey = generateKeyPairSync("rsa", { modulusLength: 2048 });
-      const adminToken = randomBytes(24).toString("hex");
+      const adminToken = token();
+      const nodeTokens: NodeTokens | undefined = network
+        ? { kubelet: token(), kubeProxy: token(), scheduler: token() }
+        : undefined;
+      const tokenLines = [`${adminToken},pingpong-admin,pingpong-admin,"system:masters"`];
+      if (nodeTokens) {
+        tokenLines.push(
+          `${nodeTokens.kubelet},system:node:${nodeName},system:node:${nodeName},"system:nodes"`,
+          `${nodeTokens.kubeProxy},system:kube-proxy,system:kube-proxy`,
+          `${nodeTokens.scheduler},system:kube-scheduler,system:kube-scheduler`,
+        );
+      }
       await Promise.all([
         writeFile(file("ca.crt"), ca.certificatePem),
         writeFile(file("apiserver.crt"), serving.certificatePem),
@@ -155,13 +183,36 @@ export class ControlPlane {
           mode: 0o600,
         }),
         writeFile(file("sa.pub"), serviceAccountKey.publicKey.export({ type: "spki", format: "pem" })),
-        writeFile(file("tokens.csv"), `${adminToken},pingpong-admin,pingpong-admin,"system:masters"\n`, {
-          mode: 0o600,
-        }),
+        writeFile(file("tokens.csv"), `${tokenLines.join("\n")}\n`, { mode: 0o600 }),
       ]);
+      if (network) {
+        const kubeletServing = await issueLeafCertificate(ca, {
+          usage: "server",
+          commonName: nodeName,
+          dnsNames: [nodeName],
+          ipAddresses: [network.nodeIp],
+          keySize: 2048,
+          durationMs: year,
+        });
+        const kubeletClient = await issueLeafCertificate(ca, {
+          usage: "client",
+          commonName: kubeletClientUser,
+          dnsNames: [],
+          keySize: 2048,
+          durationMs: year,
+        });
+        await Promise.all([
+          writeFile(file("kubelet.crt"), kubeletServing.certificatePem),
+          writeFile(file("kubelet.key"), kubeletServing.privateKeyPem, { mode: 0o600 }),
+          writeFile(file("apiserver-kubelet-client.crt"), kubeletClient.certificatePem),
+          writeFile(file("apiserver-kubelet-client.key"), kubeletClient.privateKeyPem, { mode: 0o600 }),
+        ]);
+      }
 
-      const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+      const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort(bindAddress)];
+      if (network) await applyRuleset(network, apiPort);
       const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+      progress("Starting etcd");
       const etcd = new ManagedProcess(
         "etcd",
         binaries.etcd,
@@ -188,28 +239,41 @@ export class ControlPlane {
         timeoutMs,
       );
 
-      const server = `https://127.0.0.1:${apiPort}`;
+      const server = `https://${bindAddress}:${apiPort}`;
+      const nodeFlags = network
+        ? [
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            `--kubelet-client-certificate=${file("apiserver-kubelet-client.crt")}`,
+            `--kubelet-client-key=${file("apiserver-kubelet-client.key")}`,
+            `--kubelet-certificate-authority=${file("ca.crt")}`,
+            "--kubelet-preferred-address-types=InternalIP",
+          ]
+        : [
+            "--authorization-mode=RBAC",
+            // Loopback may not be an endpoint of the `kubernetes` Service, and without a node
+            // nothing uses that Service from a pod, so do not keep trying.
+            "--endpoint-reconciler-type=none",
+          ];
+      progress("Starting kube-apiserver");
       const apiserver = new ManagedProcess(
         "kube-apiserver",
         binaries.kubeApiserver,
         [
           `--etcd-servers=${etcdUrl}`,
-          "--bind-address=127.0.0.1",
-          "--advertise-address=127.0.0.1",
+          `--bind-address=${bindAddress}`,
+          `--advertise-address=${bindAddress}`,
           `--secure-port=${apiPort}`,
           `--tls-cert-file=${file("apiserver.crt")}`,
           `--tls-private-key-file=${file("apiserver.key")}`,
           `--client-ca-file=${file("ca.crt")}`,
           `--token-auth-file=${file("tokens.csv")}`,
-          "--authorization-mode=RBAC",
+          ...nodeFlags,
           `--service-account-issuer=${server}`,
           `--service-account-key-file=${file("sa.pub")}`,
           `--service-account-signing-key-file=${file("sa.key")}`,
           // Room for many Services: a /24 runs out at about 250 (each pair has one).
-          "--service-cluster-ip-range=10.96.0.0/16",
-          // The API server's own address is loopback, which the endpoints of the "kubernetes" Service
-          // may not hold; nothing here uses that Service from a pod, so do not keep trying.
-          "--endpoint-reconciler-type=none",
+          `--service-cluster-ip-range=${serviceCidr}`,
           "--allow-privileged=true",
           `--cert-dir=${join(dir, "pki")}`,
           "--v=0",
@@ -251,7 +315,32 @@ export class ControlPlane {
         processes,
         owned,
       });
+      const adminConfig = plane.adminKubeConfig();
+      if (network) {
+        // `kubectl logs`, `exec` and `port-forward` go through the API server to the kubelet, which
+        // asks the API server whether its client may: this binding says yes.
+        await adminConfig.makeApiClient(RbacAuthorizationV1Api).createClusterRoleBinding({
+          body: {
+            metadata: { name: "pingpong:kube-apiserver-kubelet-client" },
+            roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "system:kubelet-api-admin" },
+            subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: kubeletClientUser }],
+          },
+        });
+      }
       if (options.controllerManager ?? true) {
+        progress("Starting kube-controller-manager");
+        const nodeControllerFlags = network
+          ? [
+              // Every default controller: with a node, endpoints, node lifecycle and pod GC matter.
+              "--controllers=*",
+              "--allocate-node-cidrs=true",
+              `--cluster-cidr=${network.clusterCidr}`,
+              "--node-cidr-mask-size=24",
+              `--service-cluster-ip-range=${network.serviceCidr}`,
+              // It otherwise creates a folder under /usr/libexec.
+              `--flex-volume-plugin-dir=${join(nodeDir, "flexvolume")}`,
+            ]
+          : [`--controllers=${controllers.join(",")}`];
         const manager = new ManagedProcess(
           "kube-controller-manager",
           binaries.kubeControllerManager,
@@ -259,7 +348,7 @@ export class ControlPlane {
             `--kubeconfig=${join(dir, "kubeconfig")}`,
             "--leader-elect=false",
             "--secure-port=0",
-            `--controllers=${controllers.join(",")}`,
+            ...nodeControllerFlags,
             `--service-account-private-key-file=${file("sa.key")}`,
             `--root-ca-file=${file("ca.crt")}`,
             "--use-service-account-credentials=false",
@@ -269,7 +358,7 @@ export class ControlPlane {
         );
         processes.push(manager);
         // The serviceaccount controller creating "default" in "default" shows the manager is working.
-        const core = plane.adminKubeConfig().makeApiClient(CoreV1Api);
+        const core = adminConfig.makeApiClient(CoreV1Api);
         await manager.waitUntil(
           "running its controllers",
           async () =>
@@ -278,9 +367,35 @@ export class ControlPlane {
           timeoutMs,
         );
       }
+      if (network && nodeTokens) {
+        progress("Starting the node: containerd, kube-scheduler, kubelet, kube-proxy, CoreDNS");
+        const bin = binaryCacheDir();
+        node = await LocalNode.start({
+          dir: nodeDir,
+          logsDir: join(dir, "logs"),
+          network,
+          server,
+          caPem: ca.certificatePem,
+          caFile: file("ca.crt"),
+          tokens: nodeTokens,
+          kubeletServing: { certFile: file("kubelet.crt"), keyFile: file("kubelet.key") },
+          admin: adminConfig,
+          imagesDir: nodeImagesDir(),
+          binaries: {
+            kubelet: join(bin, "kubelet"),
+            kubeProxy: join(bin, "kube-proxy"),
+            kubeScheduler: join(bin, "kube-scheduler"),
+          },
+          corednsImage: `registry.k8s.io/coredns/coredns:${pinnedCorednsVersion()}`,
+          timeoutMs,
+        });
+        (plane as { node: LocalNode | undefined }).node = node;
+      }
       return plane;
     } catch (error) {
+      await node?.stop().catch(() => undefined);
       await Promise.all(processes.reverse().map((p) => p.stop()));
+      if (network) await removeNodeFromHost(nodeDir, network);
       await rm(etcdData, { recursive: true, force: true });
       throw error;
     }
@@ -298,14 +413,7 @@ export class ControlPlane {
 
   adminKubeConfig(): KubeConfig {
     const config = new KubeConfig();
-    config.loadFromString(
-      kubeconfigYaml({
-        server: this.server,
-        caPem: this.caPem,
-        token: this.adminToken,
-        user: "pingpong-admin",
-      }),
-    );
+    config.loadFromString(this.adminKubeconfig());
     return config;
   }
 
@@ -334,21 +442,39 @@ export class ControlPlane {
     return config;
   }
 
-  /** Process ids by component, for measuring them. */
+  /** Process ids by component, for measuring them (the node's too). */
   componentPids(): Record<string, number> {
-    return Object.fromEntries(
-      this.processes.flatMap((p) => (p.child.pid === undefined || p.exited ? [] : [[p.name, p.child.pid]])),
-    );
+    return {
+      ...Object.fromEntries(
+        this.processes.flatMap((p) => (p.child.pid === undefined || p.exited ? [] : [[p.name, p.child.pid]])),
+      ),
+      ...this.node?.componentPids(),
+    };
   }
 
   /** The log of one component, for failure messages. */
-  logTail(component: "etcd" | "kube-apiserver" | "kube-controller-manager", lines = 40): string {
-    return this.processes.find((p) => p.name === component)?.tail(lines) ?? "(not running)";
+  logTail(component: string, lines = 40): string {
+    return (
+      this.processes.find((p) => p.name === component)?.tail(lines) ??
+      this.node?.logTail(component, lines) ??
+      "(not running)"
+    );
   }
 
-  /** Stops every process (controller manager first, etcd last) and removes what start created. */
+  /**
+   * Stops everything and removes what start created. With a node: the controller manager first (so
+   * no new pods appear), then the node (its pods through the kubelet, then the kubelet, kube-proxy
+   * and containerd), then the API server and etcd last (an API server whose etcd is gone never
+   * exits), then the network and host paths.
+   */
   async stop(): Promise<void> {
-    for (const process of [...this.processes].reverse()) await process.stop();
+    const ordered = [...this.processes].reverse();
+    if (this.node) {
+      await this.processes.find((p) => p.name === "kube-controller-manager")?.stop();
+      await this.node.stop();
+    }
+    for (const process of ordered) await process.stop();
+    if (this.node) await this.node.removeFromHost();
     await Promise.all(this.owned.map((path) => rm(path, { recursive: true, force: true })));
   }
 }

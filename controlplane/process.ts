@@ -4,8 +4,10 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { openSync, closeSync, readFileSync } from "node:fs";
+import { openSync, closeSync, existsSync, readFileSync } from "node:fs";
 import { killWithParent } from "../lib/child-processes.ts";
+
+const setpriv = "/usr/bin/setpriv";
 
 export class ManagedProcess {
   readonly name: string;
@@ -26,7 +28,15 @@ export class ManagedProcess {
     try {
       // A process group of its own: Ctrl-C in a terminal signals the whole foreground group, and the
       // control plane must outlive the operator's shutdown, then stop in order (see stop()).
-      this.child = spawn(command, args, { stdio: ["ignore", fd, fd], env, detached: true });
+      // setpriv's parent-death signal kills it even when we are killed with SIGKILL and cannot
+      // run the hook below; util-linux installs it on every Debian.
+      this.child = existsSync(setpriv)
+        ? spawn(setpriv, ["--pdeathsig", "KILL", "--", command, ...args], {
+            stdio: ["ignore", fd, fd],
+            env,
+            detached: true,
+          })
+        : spawn(command, args, { stdio: ["ignore", fd, fd], env, detached: true });
     } finally {
       closeSync(fd);
     }

@@ -1,0 +1,427 @@
+/**
+ * The local node: containerd (with runc and the CNI bridge), kube-scheduler, the kubelet, kube-proxy
+ * (nftables mode) and CoreDNS, next to the control plane of control-plane.ts. It runs real pods of
+ * images loaded from archives (hack/images/), and when it stops it leaves the machine as it found
+ * it: no process, mount, link, nftables table, cgroup or fixed host path of its own remains.
+ *
+ * Some components write fixed host paths whatever their flags say (the kubelet's device-plugins
+ * folder, /var/log/containers, containerd's shim sockets under /run/containerd, libcni's cache in
+ * /var/lib/cni, network namespaces in /run/netns): what did not exist before the node started is
+ * recorded in host-paths.json and removed at stop, or by the next start after a crash.
+ */
+import { existsSync } from "node:fs";
+import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { AppsV1Api, CoreV1Api, type KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
+import { kubeconfigYaml } from "./kubeconfig.ts";
+import { host, HostCommandError, processesWithArgument, unmountAllUnder } from "./host.ts";
+import {
+  cniConfig,
+  containerdConfig,
+  corednsObjects,
+  kubeletConfig,
+  kubeProxyConfig,
+  nodeName,
+} from "./node-manifests.ts";
+import { deleteBridge, deleteTable, type NodeNetwork } from "./node-network.ts";
+import { ManagedProcess } from "./process.ts";
+import { freePort } from "../lib/ports.ts";
+
+/** Paths some components write whatever their flags say. */
+const fixedHostPaths = [
+  "/var/lib/kubelet",
+  "/var/log/containers",
+  "/var/log/pods",
+  "/run/containerd",
+  "/var/lib/cni",
+  "/run/netns",
+  "/etc/cni",
+  "/opt/cni",
+] as const;
+
+const cgroupRoot = "/sys/fs/cgroup";
+
+export interface NodeBinaries {
+  readonly kubelet: string;
+  readonly kubeProxy: string;
+  readonly kubeScheduler: string;
+}
+
+export interface LocalNodeOptions {
+  /** The node's own folder (inside the cluster's). */
+  readonly dir: string;
+  /** Where each component's log goes, as <component>.log. */
+  readonly logsDir: string;
+  readonly network: NodeNetwork;
+  readonly server: string;
+  readonly caPem: string;
+  readonly caFile: string;
+  readonly tokens: { readonly kubelet: string; readonly kubeProxy: string; readonly scheduler: string };
+  readonly kubeletServing: { readonly certFile: string; readonly keyFile: string };
+  readonly admin: KubeConfig;
+  /** Folder of image archives to load into containerd (every *.tar). */
+  readonly imagesDir: string;
+  readonly binaries: NodeBinaries;
+  readonly corednsImage: string;
+  readonly timeoutMs: number;
+}
+
+/** What existed before the node started: the paths and cgroups it may remove at stop are the others. */
+interface HostRecord {
+  readonly createdPaths: string[];
+  readonly netnsBefore: string[];
+  readonly cgroupsBefore: string[];
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  return readdir(dir).catch(() => []);
+}
+
+/** The cgroup v1 hierarchies and the v2 mount, each once. */
+async function cgroupHierarchies(): Promise<string[]> {
+  const names = await listDir(cgroupRoot);
+  const seen = new Set<string>();
+  const result: string[] = [];
+  for (const name of names) {
+    const path = join(cgroupRoot, name);
+    const info = await stat(path).catch(() => undefined);
+    if (!info?.isDirectory() || seen.has(`${info.dev}:${info.ino}`)) continue;
+    seen.add(`${info.dev}:${info.ino}`);
+    result.push(path);
+  }
+  return result;
+}
+
+/** The kubelet's pod cgroups: `kubepods` under each hierarchy. */
+async function podCgroups(): Promise<string[]> {
+  return (await cgroupHierarchies()).map((h) => join(h, "kubepods")).filter((path) => existsSync(path));
+}
+
+/** Every folder of a cgroup tree, deepest first. */
+async function cgroupTree(path: string): Promise<string[]> {
+  const children = (await readdir(path, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory());
+  const below = await Promise.all(children.map((c) => cgroupTree(join(path, c.name))));
+  return [...below.flat(), path];
+}
+
+/** Kills what still runs in the cgroup trees, then removes them. */
+async function removeCgroups(paths: readonly string[]): Promise<void> {
+  for (const root of paths) {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const tree = await cgroupTree(root);
+      for (const group of tree) {
+        const procs = (await readFile(join(group, "cgroup.procs"), "utf8").catch(() => "")).split("\n");
+        for (const pid of procs.filter(Boolean)) {
+          try {
+            process.kill(Number(pid), "SIGKILL");
+          } catch {
+            // gone already
+          }
+        }
+        await rmdir(group).catch(() => undefined);
+      }
+      if (!existsSync(root)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+export class LocalNode {
+  readonly options: LocalNodeOptions;
+  readonly containerdSocket: string;
+  private readonly processes = new Map<string, ManagedProcess>();
+
+  private constructor(options: LocalNodeOptions) {
+    this.options = options;
+    this.containerdSocket = join(options.dir, "containerd", "containerd.sock");
+  }
+
+  /** Starts containerd, loads the images, then the scheduler, kubelet, kube-proxy and CoreDNS. */
+  static async start(options: LocalNodeOptions): Promise<LocalNode> {
+    const node = new LocalNode(options);
+    try {
+      await node.recordHost();
+      await node.startContainerd();
+      await node.loadImages();
+      await node.startScheduler();
+      await node.startKubelet();
+      await node.startKubeProxy();
+      await node.startCoredns();
+      return node;
+    } catch (error) {
+      await node.stop().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private path(...parts: string[]): string {
+    return join(this.options.dir, ...parts);
+  }
+
+  private async recordHost(): Promise<void> {
+    await mkdir(this.options.dir, { recursive: true });
+    const record: HostRecord = {
+      createdPaths: fixedHostPaths.filter((p) => !existsSync(p)),
+      netnsBefore: await listDir("/run/netns"),
+      cgroupsBefore: await podCgroups(),
+    };
+    await writeFile(this.path("host-paths.json"), JSON.stringify(record, null, 2));
+  }
+
+  private spawn(name: string, command: string, args: readonly string[]): ManagedProcess {
+    const child = new ManagedProcess(name, command, args, join(this.options.logsDir, `${name}.log`), {
+      ...process.env,
+      // containerd finds runc and its shim on PATH.
+      PATH: `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ""}`,
+    });
+    this.processes.set(name, child);
+    return child;
+  }
+
+  private kubeconfig(user: string, token: string): string {
+    return kubeconfigYaml({ server: this.options.server, caPem: this.options.caPem, token, user });
+  }
+
+  /** `ctr` against this node's containerd, in the CRI's namespace. */
+  ctr(...args: string[]): Promise<string> {
+    return host("ctr", ["--address", this.containerdSocket, "--namespace", "k8s.io", ...args]);
+  }
+
+  private async startContainerd(): Promise<void> {
+    const dir = this.path("containerd");
+    await mkdir(this.path("cni", "net.d"), { recursive: true });
+    await mkdir(dir, { recursive: true });
+    await writeFile(this.path("cni", "net.d", "10-pingpong.conflist"), cniConfig(this.options.network, this.path("cni", "ipam")));
+    await writeFile(
+      join(dir, "config.toml"),
+      containerdConfig({
+        root: join(dir, "root"),
+        state: join(dir, "state"),
+        socket: this.containerdSocket,
+        opt: join(dir, "opt"),
+        cniConfDir: this.path("cni", "net.d"),
+      }),
+    );
+    if (this.containerdSocket.length > 100)
+      throw new Error(`the cluster folder's path is too long for containerd's socket (${this.containerdSocket}): use a shorter --dir`);
+    const containerd = this.spawn("containerd", "containerd", ["--config", join(dir, "config.toml")]);
+    await containerd.waitUntil("serving", async () => (await this.ctr("version")).includes("Server:"), this.options.timeoutMs);
+  }
+
+  /** Imports every archive in imagesDir: pause, CoreDNS, and the project's image once built. */
+  private async loadImages(): Promise<void> {
+    const archives = (await listDir(this.options.imagesDir)).filter((f) => f.endsWith(".tar"));
+    for (const archive of archives) await this.ctr("images", "import", join(this.options.imagesDir, archive));
+  }
+
+  private async startScheduler(): Promise<void> {
+    const kubeconfig = this.path("scheduler.kubeconfig");
+    await writeFile(kubeconfig, this.kubeconfig("system:kube-scheduler", this.options.tokens.scheduler), { mode: 0o600 });
+    this.spawn("kube-scheduler", this.options.binaries.kubeScheduler, [
+      `--kubeconfig=${kubeconfig}`,
+      "--leader-elect=false",
+      "--secure-port=0",
+      "--v=0",
+    ]);
+  }
+
+  private async startKubelet(): Promise<void> {
+    const dir = this.path("kubelet");
+    await mkdir(join(dir, "root"), { recursive: true });
+    await writeFile(join(dir, "resolv.conf"), "");
+    await writeFile(join(dir, "kubeconfig"), this.kubeconfig(`system:node:${nodeName}`, this.options.tokens.kubelet), {
+      mode: 0o600,
+    });
+    await writeFile(
+      join(dir, "config.yaml"),
+      kubeletConfig(
+        this.options.network,
+        {
+          containerdSocket: this.containerdSocket,
+          resolvConf: join(dir, "resolv.conf"),
+          podLogsDir: join(dir, "pod-logs"),
+          volumePluginDir: join(dir, "volume-plugins"),
+          clientCaFile: this.options.caFile,
+          tlsCertFile: this.options.kubeletServing.certFile,
+          tlsPrivateKeyFile: this.options.kubeletServing.keyFile,
+        },
+        await freePort(this.options.network.nodeIp),
+      ),
+    );
+    const kubelet = this.spawn("kubelet", this.options.binaries.kubelet, [
+      `--config=${join(dir, "config.yaml")}`,
+      `--kubeconfig=${join(dir, "kubeconfig")}`,
+      `--root-dir=${join(dir, "root")}`,
+      `--cert-dir=${join(dir, "pki")}`,
+      `--hostname-override=${nodeName}`,
+      `--node-ip=${this.options.network.nodeIp}`,
+      // cAdvisor otherwise looks for /run/containerd/containerd.sock.
+      `--containerd=${this.containerdSocket}`,
+      "--v=0",
+    ]);
+    const core = this.options.admin.makeApiClient(CoreV1Api);
+    await kubelet.waitUntil(
+      "Ready (the Node's condition)",
+      async () => {
+        const node = await core.readNode({ name: nodeName });
+        return node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true;
+      },
+      this.options.timeoutMs,
+    );
+  }
+
+  private async startKubeProxy(): Promise<void> {
+    const dir = this.path("kube-proxy");
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, "kubeconfig"), this.kubeconfig("system:kube-proxy", this.options.tokens.kubeProxy), {
+      mode: 0o600,
+    });
+    const healthz = await freePort();
+    await writeFile(
+      join(dir, "config.yaml"),
+      kubeProxyConfig(this.options.network, { kubeconfig: join(dir, "kubeconfig") }, { healthz, metrics: await freePort() }),
+    );
+    const proxy = this.spawn("kube-proxy", this.options.binaries.kubeProxy, [`--config=${join(dir, "config.yaml")}`, "--v=0"]);
+    await proxy.waitUntil(
+      "healthy (rules synced)",
+      async () => (await fetch(`http://127.0.0.1:${healthz}/healthz`)).status === 200,
+      this.options.timeoutMs,
+    );
+  }
+
+  private async startCoredns(): Promise<void> {
+    const objects = KubernetesObjectApi.makeApiClient(this.options.admin);
+    for (const object of corednsObjects(this.options.network, this.options.corednsImage)) await objects.create(object);
+    const apps = this.options.admin.makeApiClient(AppsV1Api);
+    const kubelet = this.processes.get("kubelet");
+    await kubelet?.waitUntil(
+      "running CoreDNS (Deployment kube-system/coredns available)",
+      async () => {
+        const deployment = await apps.readNamespacedDeployment({ name: "coredns", namespace: "kube-system" });
+        return (deployment.status?.availableReplicas ?? 0) >= 1;
+      },
+      this.options.timeoutMs,
+    );
+  }
+
+  /** Process ids by component. */
+  componentPids(): Record<string, number> {
+    return Object.fromEntries(
+      [...this.processes.values()].flatMap((p) => (p.child.pid === undefined || p.exited ? [] : [[p.name, p.child.pid]])),
+    );
+  }
+
+  logTail(component: string, lines = 40): string {
+    return this.processes.get(component)?.tail(lines) ?? "(not running)";
+  }
+
+  /**
+   * Deletes every pod through the kubelet (so each sandbox's CNI DEL runs and its volumes are
+   * unmounted), then waits until containerd runs no task. Call with the controller manager stopped,
+   * or ReplicaSets make new pods.
+   */
+  private async drainPods(timeoutMs = 30_000): Promise<void> {
+    const core = this.options.admin.makeApiClient(CoreV1Api);
+    const kubelet = this.processes.get("kubelet");
+    if (!kubelet || kubelet.exited) return;
+    const deadline = Date.now() + timeoutMs;
+    const pods = await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}` }).catch(() => ({ items: [] }));
+    await Promise.all(
+      pods.items.map((pod) =>
+        core
+          .deleteNamespacedPod({ name: pod.metadata?.name ?? "", namespace: pod.metadata?.namespace ?? "", gracePeriodSeconds: 5 })
+          .catch(() => undefined),
+      ),
+    );
+    while (Date.now() < deadline) {
+      const left = await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}` }).catch(() => ({ items: [] }));
+      const running = (await this.ctr("tasks", "list").catch(() => ""))
+        .split("\n")
+        .slice(1)
+        .filter((line) => /\bRUNNING\b/.test(line));
+      if (left.items.length === 0 && running.length === 0) return;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  /**
+   * Stops the node's processes in order (scheduler, pods, kubelet, kube-proxy, containerd and its
+   * shims) and unmounts what they mounted. The API server must still run (pods are deleted through
+   * it); removeFromHost() finishes once it has stopped.
+   */
+  async stop(): Promise<void> {
+    await this.processes.get("kube-scheduler")?.stop();
+    await this.drainPods().catch(() => undefined);
+    for (const name of ["kubelet", "kube-proxy", "containerd"]) await this.processes.get(name)?.stop();
+    await killShims(this.containerdSocket);
+  }
+
+  /** Removes what the node left on the machine: mounts, cgroups, nftables tables, the bridge, host paths. */
+  async removeFromHost(): Promise<void> {
+    await removeNodeFromHost(this.options.dir, this.options.network);
+  }
+}
+
+/** containerd's shims outlive it by design; ours are the ones serving our socket. */
+async function killShims(socket: string): Promise<void> {
+  for (const shim of await processesWithArgument(socket)) {
+    try {
+      process.kill(shim.pid, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+}
+
+/** The iptables-nft tables the kubelet and kube-proxy make, holding only KUBE-* chains. */
+async function removeKubeIptablesChains(): Promise<void> {
+  for (const family of ["ip", "ip6"]) {
+    for (const table of ["filter", "nat", "mangle"]) {
+      let listing: { nftables: { chain?: { name: string } }[] };
+      try {
+        listing = JSON.parse(await host("nft", ["-j", "list", "table", family, table])) as typeof listing;
+      } catch {
+        continue;
+      }
+      const chains = listing.nftables.flatMap((i) => (i.chain ? [i.chain.name] : []));
+      if (chains.length > 0 && chains.every((c) => c.startsWith("KUBE-"))) await deleteTable(family, table);
+    }
+  }
+}
+
+/**
+ * Removes everything a node at `dir` left on the machine, also after a crash: processes that still
+ * run from it, pods' cgroups, mounts, network namespaces, nftables tables, the bridge and the fixed
+ * host paths it created.
+ */
+export async function removeNodeFromHost(dir: string, network: NodeNetwork): Promise<void> {
+  const record = JSON.parse(await readFile(join(dir, "host-paths.json"), "utf8").catch(() => "null")) as HostRecord | null;
+  for (const leftover of await processesWithArgument(join(dir, "containerd", "containerd.sock"))) {
+    try {
+      process.kill(leftover.pid, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+  const cgroupsBefore = new Set(record?.cgroupsBefore ?? []);
+  await removeCgroups((await podCgroups()).filter((c) => !cgroupsBefore.has(c)));
+  await unmountAllUnder(dir);
+  const netnsBefore = new Set(record?.netnsBefore ?? []);
+  for (const entry of await listDir("/run/netns")) {
+    if (netnsBefore.has(entry) || !entry.startsWith("cni-")) continue;
+    const path = join("/run/netns", entry);
+    await host("umount", [path]).catch(() => undefined);
+    await rm(path, { force: true });
+  }
+  await deleteTable("inet", network.table);
+  await deleteTable("ip", "kube-proxy");
+  await deleteTable("ip6", "kube-proxy");
+  await removeKubeIptablesChains().catch((error: unknown) => {
+    if (!(error instanceof HostCommandError)) throw error;
+  });
+  await deleteBridge(network);
+  for (const path of record?.createdPaths ?? []) {
+    await unmountAllUnder(path);
+    await rm(path, { recursive: true, force: true });
+  }
+}
