@@ -83,6 +83,7 @@ export class ControlPlane {
   private readonly adminToken: string;
   private readonly processes: ManagedProcess[];
   private readonly owned: readonly string[];
+  private stopped = false;
 
   private constructor(fields: {
     dir: string;
@@ -105,7 +106,6 @@ export class ControlPlane {
   }
 
   static async start(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
-    const binaries = options.binaries ?? findBinaries();
     const timeoutMs = options.startTimeoutMs ?? 90_000;
     const progress = options.progress ?? (() => undefined);
     const network: NodeNetwork | undefined = options.node ? defaultNodeNetwork : undefined;
@@ -120,6 +120,7 @@ export class ControlPlane {
         await removeNodeFromHost(join(preflight.staleOwner.dir, "node"), network);
       }
     }
+    const binaries = options.binaries ?? findBinaries();
     await mkdir(join(dir, "pki"), { recursive: true });
     await mkdir(join(dir, "logs"), { recursive: true });
     // etcd fsyncs every write; on tmpfs that costs nothing, and the data is throwaway anyway.
@@ -147,7 +148,11 @@ export class ControlPlane {
       // API server's client certificate at the kubelet, and a throwaway key that signs
       // ServiceAccount tokens. Everyone else authenticates with a random static token.
       const year = 365 * 86_400_000;
-      const ca = await createCertificateAuthority({ commonName: "pingpong-local-ca", keySize: 2048, durationMs: year });
+      const ca = await createCertificateAuthority({
+        commonName: "pingpong-local-ca",
+        keySize: 2048,
+        durationMs: year,
+      });
       const serving = await issueLeafCertificate(ca, {
         usage: "server",
         commonName: "kube-apiserver",
@@ -322,7 +327,11 @@ export class ControlPlane {
         await adminConfig.makeApiClient(RbacAuthorizationV1Api).createClusterRoleBinding({
           body: {
             metadata: { name: "pingpong:kube-apiserver-kubelet-client" },
-            roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "system:kubelet-api-admin" },
+            roleRef: {
+              apiGroup: "rbac.authorization.k8s.io",
+              kind: "ClusterRole",
+              name: "system:kubelet-api-admin",
+            },
             subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: kubeletClientUser }],
           },
         });
@@ -468,6 +477,8 @@ export class ControlPlane {
    * exits), then the network and host paths.
    */
   async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
     const ordered = [...this.processes].reverse();
     if (this.node) {
       await this.processes.find((p) => p.name === "kube-controller-manager")?.stop();

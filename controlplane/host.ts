@@ -41,7 +41,9 @@ export async function mountsUnder(dir: string): Promise<string[]> {
     .map((line) => line.split(" ")[4])
     .filter((point): point is string => point !== undefined)
     // mountinfo escapes spaces and such as octal: \040
-    .map((point) => point.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))))
+    .map((point) =>
+      point.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))),
+    )
     .filter((point) => point === dir || point.startsWith(prefix));
   return [...new Set(points)].sort((a, b) => b.length - a.length);
 }
@@ -62,14 +64,14 @@ export interface HostProcess {
   readonly argv: readonly string[];
 }
 
-/** Every process whose command line contains `needle` as one argument. */
-export async function processesWithArgument(needle: string): Promise<HostProcess[]> {
+/** Every process one of whose arguments contains `needle` (a path, a socket). */
+export async function processesMentioning(needle: string): Promise<HostProcess[]> {
   const found: HostProcess[] = [];
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
     const argv = cmdline.split("\0").filter(Boolean);
-    if (argv.some((arg) => arg === needle || arg.endsWith(`=${needle}`)))
+    if (entry !== String(process.pid) && argv.some((arg) => arg.includes(needle)))
       found.push({ pid: Number(entry), argv });
   }
   return found;

@@ -201,7 +201,11 @@ export function corednsObjects(network: NodeNetwork, image: string): KubernetesO
       kind: "ClusterRole",
       metadata: { name: "system:coredns" },
       rules: [
-        { apiGroups: [""], resources: ["endpoints", "services", "pods", "namespaces"], verbs: ["list", "watch"] },
+        {
+          apiGroups: [""],
+          resources: ["endpoints", "services", "pods", "namespaces"],
+          verbs: ["list", "watch"],
+        },
         { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["list", "watch"] },
       ],
     } as KubernetesObject,

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { cidrRange, cidrsOverlap, defaultNodeNetwork, type HostRanges, nodeRuleset, rangeCollisions } from "./node-network.ts";
+import {
+  cidrRange,
+  cidrsOverlap,
+  defaultNodeNetwork,
+  type HostRanges,
+  nodeRuleset,
+  rangeCollisions,
+} from "./node-network.ts";
 
 const network = defaultNodeNetwork;
 
@@ -49,8 +56,12 @@ describe("the node's ranges against the machine's", () => {
       nameservers: ["10.245.0.53"],
     };
     const collisions = rangeCollisions(network, busy);
-    expect(collisions).toContain("the node's cluster (pod) range 10.245.0.0/16 overlaps the route 10.0.0.0/8 dev wg0");
-    expect(collisions).toContain("the node's service range 10.97.0.0/16 overlaps the address 10.97.0.1/16 on docker0");
+    expect(collisions).toContain(
+      "the node's cluster (pod) range 10.245.0.0/16 overlaps the route 10.0.0.0/8 dev wg0",
+    );
+    expect(collisions).toContain(
+      "the node's service range 10.97.0.0/16 overlaps the address 10.97.0.1/16 on docker0",
+    );
     expect(collisions).toContain(
       "the node's cluster (pod) range 10.245.0.0/16 overlaps the nameserver 10.245.0.53 in /etc/resolv.conf",
     );
@@ -80,11 +91,15 @@ describe("the node's nftables table", () => {
   it("lets pods reach the host only on the API server's port", () => {
     expect(rules).toContain('iifname "pingpong0" ip daddr 10.250.0.1 tcp dport 34567 accept');
     const input = rules.slice(rules.indexOf("chain input"));
-    expect(input.indexOf("tcp dport 34567 accept")).toBeLessThan(input.indexOf('iifname "pingpong0" counter drop'));
+    expect(input.indexOf("tcp dport 34567 accept")).toBeLessThan(
+      input.indexOf('iifname "pingpong0" counter drop'),
+    );
   });
 
   it("keeps other interfaces away from the node's addresses, and never translates addresses", () => {
-    expect(rules).toContain('iifname != { "lo", "pingpong0" } ip daddr { 10.250.0.1, 10.245.0.0/16 } counter drop');
+    expect(rules).toContain(
+      'iifname != { "lo", "pingpong0" } ip daddr { 10.250.0.1, 10.245.0.0/16 } counter drop',
+    );
     expect(rules).not.toMatch(/masquerade|snat|dnat|nat/);
   });
 });

@@ -86,7 +86,10 @@ export function rangeCollisions(network: NodeNetwork, ranges: HostRanges): strin
       .map((r): [string, string] => [`route ${r.dst}${r.dev ? ` dev ${r.dev}` : ""}`, r.dst]),
     ...ranges.addresses
       .filter((a) => a.ifname !== network.bridge && !a.local.startsWith("127."))
-      .map((a): [string, string] => [`address ${a.local}/${a.prefixlen} on ${a.ifname}`, `${a.local}/${a.prefixlen}`]),
+      .map((a): [string, string] => [
+        `address ${a.local}/${a.prefixlen} on ${a.ifname}`,
+        `${a.local}/${a.prefixlen}`,
+      ]),
     ...ranges.nameservers
       .filter((n) => /^\d+\.\d+\.\d+\.\d+$/.test(n))
       .map((n): [string, string] => [`nameserver ${n} in /etc/resolv.conf`, `${n}/32`]),
@@ -158,7 +161,9 @@ export async function hostRanges(): Promise<HostRanges> {
     ),
     addresses: (
       JSON.parse(links) as { ifname: string; addr_info: { local: string; prefixlen: number }[] }[]
-    ).flatMap((link) => link.addr_info.map((a) => ({ ifname: link.ifname, local: a.local, prefixlen: a.prefixlen }))),
+    ).flatMap((link) =>
+      link.addr_info.map((a) => ({ ifname: link.ifname, local: a.local, prefixlen: a.prefixlen })),
+    ),
     nameservers: [...resolv.matchAll(/^nameserver\s+(\S+)/gm)].map((m) => m[1] ?? ""),
   };
 }

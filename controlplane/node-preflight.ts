@@ -7,7 +7,14 @@ import { accessSync, constants, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { binaryCacheDir } from "./binaries.ts";
 import { processAlive } from "./host.ts";
-import { type BridgeOwner, hostRanges, type NodeNetwork, nftTables, ownerOfBridge, rangeCollisions } from "./node-network.ts";
+import {
+  type BridgeOwner,
+  hostRanges,
+  type NodeNetwork,
+  nftTables,
+  ownerOfBridge,
+  rangeCollisions,
+} from "./node-network.ts";
 
 export class NodeUnavailableError extends Error {
   override readonly name = "NodeUnavailableError";
@@ -75,11 +82,15 @@ export async function checkNodeCanStart(
   const bin = binaryCacheDir(env);
   const missingBinaries = nodeBinaryNames.filter((name) => !executable(join(bin, name)));
   if (missingBinaries.length > 0)
-    problems.push(`Kubernetes node binaries missing in ${bin}: ${missingBinaries.join(", ")} (\`make node\` builds them)`);
+    problems.push(
+      `Kubernetes node binaries missing in ${bin}: ${missingBinaries.join(", ")} (\`make node\` builds them)`,
+    );
 
   const missingImages = systemImageArchives.filter((name) => !existsSync(join(imagesDir, name)));
   if (missingImages.length > 0)
-    problems.push(`node images missing in ${imagesDir}: ${missingImages.join(", ")} (\`make node\` builds them)`);
+    problems.push(
+      `node images missing in ${imagesDir}: ${missingImages.join(", ")} (\`make node\` builds them)`,
+    );
 
   const bridgeNetfilter = read("/proc/sys/net/bridge/bridge-nf-call-iptables");
   if (bridgeNetfilter === undefined) {
@@ -91,7 +102,9 @@ export async function checkNodeCanStart(
     );
   }
   if (!(read("/proc/filesystems") ?? "").includes("overlay"))
-    problems.push("the kernel has no overlay filesystem (modprobe overlay): containerd's snapshotter needs it");
+    problems.push(
+      "the kernel has no overlay filesystem (modprobe overlay): containerd's snapshotter needs it",
+    );
   if (!existsSync("/sys/fs/cgroup/memory") && !existsSync("/sys/fs/cgroup/cgroup.controllers"))
     problems.push("no cgroup memory controller under /sys/fs/cgroup: the kubelet cannot run pods");
 
@@ -99,7 +112,9 @@ export async function checkNodeCanStart(
   if (executable("/usr/sbin/ip") || executable("/usr/bin/ip")) {
     const owner = await ownerOfBridge(network).catch(() => undefined);
     if (owner === undefined) {
-      problems.push(`a network link named ${network.bridge} exists and is not a pingpong node's: remove it or pick another machine`);
+      problems.push(
+        `a network link named ${network.bridge} exists and is not a pingpong node's: remove it or pick another machine`,
+      );
     } else if (owner !== null && processAlive(owner.pid)) {
       problems.push(
         `another pingpong cluster with a node is running (pid ${owner.pid}, folder ${owner.dir}); one node per ` +
@@ -110,14 +125,17 @@ export async function checkNodeCanStart(
     }
     if (owner === null) {
       const collisions = rangeCollisions(network, await hostRanges());
-      for (const collision of collisions) problems.push(`${collision}: the node's ranges must be unused here`);
+      for (const collision of collisions)
+        problems.push(`${collision}: the node's ranges must be unused here`);
     }
   }
   if (executable("/usr/sbin/nft") && process.getuid?.() === 0 && !staleOwner) {
     const tables = await nftTables().catch(() => []);
     const foreign = tables.filter((t) => t.endsWith(" kube-proxy") || t.endsWith(` ${network.table}`));
     if (foreign.length > 0)
-      problems.push(`nftables tables of another node exist (${foreign.join(", ")}): is a kube-proxy running here?`);
+      problems.push(
+        `nftables tables of another node exist (${foreign.join(", ")}): is a kube-proxy running here?`,
+      );
   }
 
   if (problems.length > 0) {

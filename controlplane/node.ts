@@ -14,7 +14,7 @@ import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from "node:fs/pr
 import { join } from "node:path";
 import { AppsV1Api, CoreV1Api, type KubeConfig, KubernetesObjectApi } from "@kubernetes/client-node";
 import { kubeconfigYaml } from "./kubeconfig.ts";
-import { host, HostCommandError, processesWithArgument, unmountAllUnder } from "./host.ts";
+import { host, processesMentioning, unmountAllUnder } from "./host.ts";
 import {
   cniConfig,
   containerdConfig,
@@ -23,7 +23,7 @@ import {
   kubeProxyConfig,
   nodeName,
 } from "./node-manifests.ts";
-import { deleteBridge, deleteTable, type NodeNetwork } from "./node-network.ts";
+import { deleteBridge, deleteTable, type NodeNetwork, nftTables } from "./node-network.ts";
 import { ManagedProcess } from "./process.ts";
 import { freePort } from "../lib/ports.ts";
 
@@ -71,6 +71,7 @@ interface HostRecord {
   readonly createdPaths: string[];
   readonly netnsBefore: string[];
   readonly cgroupsBefore: string[];
+  readonly tablesBefore: string[];
 }
 
 async function listDir(dir: string): Promise<string[]> {
@@ -99,7 +100,9 @@ async function podCgroups(): Promise<string[]> {
 
 /** Every folder of a cgroup tree, deepest first. */
 async function cgroupTree(path: string): Promise<string[]> {
-  const children = (await readdir(path, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory());
+  const children = (await readdir(path, { withFileTypes: true }).catch(() => [])).filter((e) =>
+    e.isDirectory(),
+  );
   const below = await Promise.all(children.map((c) => cgroupTree(join(path, c.name))));
   return [...below.flat(), path];
 }
@@ -164,6 +167,7 @@ export class LocalNode {
       createdPaths: fixedHostPaths.filter((p) => !existsSync(p)),
       netnsBefore: await listDir("/run/netns"),
       cgroupsBefore: await podCgroups(),
+      tablesBefore: await nftTables(),
     };
     await writeFile(this.path("host-paths.json"), JSON.stringify(record, null, 2));
   }
@@ -191,7 +195,10 @@ export class LocalNode {
     const dir = this.path("containerd");
     await mkdir(this.path("cni", "net.d"), { recursive: true });
     await mkdir(dir, { recursive: true });
-    await writeFile(this.path("cni", "net.d", "10-pingpong.conflist"), cniConfig(this.options.network, this.path("cni", "ipam")));
+    await writeFile(
+      this.path("cni", "net.d", "10-pingpong.conflist"),
+      cniConfig(this.options.network, this.path("cni", "ipam")),
+    );
     await writeFile(
       join(dir, "config.toml"),
       containerdConfig({
@@ -203,9 +210,15 @@ export class LocalNode {
       }),
     );
     if (this.containerdSocket.length > 100)
-      throw new Error(`the cluster folder's path is too long for containerd's socket (${this.containerdSocket}): use a shorter --dir`);
+      throw new Error(
+        `the cluster folder's path is too long for containerd's socket (${this.containerdSocket}): use a shorter --dir`,
+      );
     const containerd = this.spawn("containerd", "containerd", ["--config", join(dir, "config.toml")]);
-    await containerd.waitUntil("serving", async () => (await this.ctr("version")).includes("Server:"), this.options.timeoutMs);
+    await containerd.waitUntil(
+      "serving",
+      async () => (await this.ctr("version")).includes("Server:"),
+      this.options.timeoutMs,
+    );
   }
 
   /** Imports every archive in imagesDir: pause, CoreDNS, and the project's image once built. */
@@ -216,7 +229,9 @@ export class LocalNode {
 
   private async startScheduler(): Promise<void> {
     const kubeconfig = this.path("scheduler.kubeconfig");
-    await writeFile(kubeconfig, this.kubeconfig("system:kube-scheduler", this.options.tokens.scheduler), { mode: 0o600 });
+    await writeFile(kubeconfig, this.kubeconfig("system:kube-scheduler", this.options.tokens.scheduler), {
+      mode: 0o600,
+    });
     this.spawn("kube-scheduler", this.options.binaries.kubeScheduler, [
       `--kubeconfig=${kubeconfig}`,
       "--leader-elect=false",
@@ -229,9 +244,13 @@ export class LocalNode {
     const dir = this.path("kubelet");
     await mkdir(join(dir, "root"), { recursive: true });
     await writeFile(join(dir, "resolv.conf"), "");
-    await writeFile(join(dir, "kubeconfig"), this.kubeconfig(`system:node:${nodeName}`, this.options.tokens.kubelet), {
-      mode: 0o600,
-    });
+    await writeFile(
+      join(dir, "kubeconfig"),
+      this.kubeconfig(`system:node:${nodeName}`, this.options.tokens.kubelet),
+      {
+        mode: 0o600,
+      },
+    );
     await writeFile(
       join(dir, "config.yaml"),
       kubeletConfig(
@@ -273,15 +292,26 @@ export class LocalNode {
   private async startKubeProxy(): Promise<void> {
     const dir = this.path("kube-proxy");
     await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, "kubeconfig"), this.kubeconfig("system:kube-proxy", this.options.tokens.kubeProxy), {
-      mode: 0o600,
-    });
+    await writeFile(
+      join(dir, "kubeconfig"),
+      this.kubeconfig("system:kube-proxy", this.options.tokens.kubeProxy),
+      {
+        mode: 0o600,
+      },
+    );
     const healthz = await freePort();
     await writeFile(
       join(dir, "config.yaml"),
-      kubeProxyConfig(this.options.network, { kubeconfig: join(dir, "kubeconfig") }, { healthz, metrics: await freePort() }),
+      kubeProxyConfig(
+        this.options.network,
+        { kubeconfig: join(dir, "kubeconfig") },
+        { healthz, metrics: await freePort() },
+      ),
     );
-    const proxy = this.spawn("kube-proxy", this.options.binaries.kubeProxy, [`--config=${join(dir, "config.yaml")}`, "--v=0"]);
+    const proxy = this.spawn("kube-proxy", this.options.binaries.kubeProxy, [
+      `--config=${join(dir, "config.yaml")}`,
+      "--v=0",
+    ]);
     await proxy.waitUntil(
       "healthy (rules synced)",
       async () => (await fetch(`http://127.0.0.1:${healthz}/healthz`)).status === 200,
@@ -291,7 +321,8 @@ export class LocalNode {
 
   private async startCoredns(): Promise<void> {
     const objects = KubernetesObjectApi.makeApiClient(this.options.admin);
-    for (const object of corednsObjects(this.options.network, this.options.corednsImage)) await objects.create(object);
+    for (const object of corednsObjects(this.options.network, this.options.corednsImage))
+      await objects.create(object);
     const apps = this.options.admin.makeApiClient(AppsV1Api);
     const kubelet = this.processes.get("kubelet");
     await kubelet?.waitUntil(
@@ -307,7 +338,9 @@ export class LocalNode {
   /** Process ids by component. */
   componentPids(): Record<string, number> {
     return Object.fromEntries(
-      [...this.processes.values()].flatMap((p) => (p.child.pid === undefined || p.exited ? [] : [[p.name, p.child.pid]])),
+      [...this.processes.values()].flatMap((p) =>
+        p.child.pid === undefined || p.exited ? [] : [[p.name, p.child.pid]],
+      ),
     );
   }
 
@@ -325,16 +358,24 @@ export class LocalNode {
     const kubelet = this.processes.get("kubelet");
     if (!kubelet || kubelet.exited) return;
     const deadline = Date.now() + timeoutMs;
-    const pods = await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}` }).catch(() => ({ items: [] }));
+    const pods = await core
+      .listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}` })
+      .catch(() => ({ items: [] }));
     await Promise.all(
       pods.items.map((pod) =>
         core
-          .deleteNamespacedPod({ name: pod.metadata?.name ?? "", namespace: pod.metadata?.namespace ?? "", gracePeriodSeconds: 5 })
+          .deleteNamespacedPod({
+            name: pod.metadata?.name ?? "",
+            namespace: pod.metadata?.namespace ?? "",
+            gracePeriodSeconds: 5,
+          })
           .catch(() => undefined),
       ),
     );
     while (Date.now() < deadline) {
-      const left = await core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}` }).catch(() => ({ items: [] }));
+      const left = await core
+        .listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}` })
+        .catch(() => ({ items: [] }));
       const running = (await this.ctr("tasks", "list").catch(() => ""))
         .split("\n")
         .slice(1)
@@ -364,7 +405,7 @@ export class LocalNode {
 
 /** containerd's shims outlive it by design; ours are the ones serving our socket. */
 async function killShims(socket: string): Promise<void> {
-  for (const shim of await processesWithArgument(socket)) {
+  for (const shim of await processesMentioning(socket)) {
     try {
       process.kill(shim.pid, "SIGKILL");
     } catch {
@@ -373,18 +414,42 @@ async function killShims(socket: string): Promise<void> {
   }
 }
 
-/** The iptables-nft tables the kubelet and kube-proxy make, holding only KUBE-* chains. */
-async function removeKubeIptablesChains(): Promise<void> {
+interface NftRule {
+  readonly chain: string;
+  readonly handle: number;
+  readonly expr: readonly Record<string, unknown>[];
+}
+
+/**
+ * The kubelet's iptables-nft chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY, ...) in the filter, nat and
+ * mangle tables: the KUBE-* chains and the rules that jump to them are removed, nothing else; a
+ * table is deleted only when the node created it and nothing else is left in it.
+ */
+async function removeKubeIptablesChains(tablesBefore: ReadonlySet<string>): Promise<void> {
   for (const family of ["ip", "ip6"]) {
     for (const table of ["filter", "nat", "mangle"]) {
-      let listing: { nftables: { chain?: { name: string } }[] };
+      let listing: { nftables: { chain?: { name: string }; rule?: NftRule }[] };
       try {
         listing = JSON.parse(await host("nft", ["-j", "list", "table", family, table])) as typeof listing;
       } catch {
         continue;
       }
       const chains = listing.nftables.flatMap((i) => (i.chain ? [i.chain.name] : []));
-      if (chains.length > 0 && chains.every((c) => c.startsWith("KUBE-"))) await deleteTable(family, table);
+      const rules = listing.nftables.flatMap((i) => (i.rule ? [i.rule] : []));
+      const ours = (chain: string) => chain.startsWith("KUBE-");
+      const jumpsToOurs = (rule: NftRule) =>
+        rule.expr.some((e) => {
+          const target =
+            (e.jump as { target?: string } | undefined)?.target ??
+            (e.goto as { target?: string } | undefined)?.target;
+          return target !== undefined && ours(target);
+        });
+      for (const rule of rules.filter((r) => !ours(r.chain) && jumpsToOurs(r)))
+        await host("nft", ["delete", "rule", family, table, rule.chain, "handle", String(rule.handle)]);
+      for (const chain of chains.filter(ours)) await host("nft", ["flush", "chain", family, table, chain]);
+      for (const chain of chains.filter(ours)) await host("nft", ["delete", "chain", family, table, chain]);
+      const othersLeft = rules.some((r) => !ours(r.chain) && !jumpsToOurs(r));
+      if (!tablesBefore.has(`${family} ${table}`) && !othersLeft) await deleteTable(family, table);
     }
   }
 }
@@ -395,8 +460,10 @@ async function removeKubeIptablesChains(): Promise<void> {
  * host paths it created.
  */
 export async function removeNodeFromHost(dir: string, network: NodeNetwork): Promise<void> {
-  const record = JSON.parse(await readFile(join(dir, "host-paths.json"), "utf8").catch(() => "null")) as HostRecord | null;
-  for (const leftover of await processesWithArgument(join(dir, "containerd", "containerd.sock"))) {
+  const record = JSON.parse(
+    await readFile(join(dir, "host-paths.json"), "utf8").catch(() => "null"),
+  ) as HostRecord | null;
+  for (const leftover of await processesMentioning(join(dir, "containerd", "containerd.sock"))) {
     try {
       process.kill(leftover.pid, "SIGKILL");
     } catch {
@@ -416,9 +483,7 @@ export async function removeNodeFromHost(dir: string, network: NodeNetwork): Pro
   await deleteTable("inet", network.table);
   await deleteTable("ip", "kube-proxy");
   await deleteTable("ip6", "kube-proxy");
-  await removeKubeIptablesChains().catch((error: unknown) => {
-    if (!(error instanceof HostCommandError)) throw error;
-  });
+  await removeKubeIptablesChains(new Set(record?.tablesBefore ?? []));
   await deleteBridge(network);
   for (const path of record?.createdPaths ?? []) {
     await unmountAllUnder(path);

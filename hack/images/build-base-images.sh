@@ -85,7 +85,11 @@ export_archive "$coredns_image" "$node_images/coredns.tar"
 # The Dockerfile's base images: one Debian suite, the Node of package.json.
 files="$work/files"
 build_image="docker.io/library/node:24-bookworm-slim"
-key=$(echo "$DEBIAN_SUITE $node_version $NPM_VERSION" | key_of "$0" -)
+# The build stage runs `npm ci`: it must reach the npm registry the way this machine does, trusting
+# the same certificate authorities (a TLS-inspecting proxy's CA, for one).
+host_cas=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}
+[ -f "$host_cas" ] || host_cas=/dev/null
+key=$(echo "$DEBIAN_SUITE $node_version $NPM_VERSION" | key_of "$0" "$host_cas" -)
 if [ "$(image_key "$build_image")" != "$key" ]; then
   log "building $build_image (Debian $DEBIAN_SUITE minbase, Node $node_version, npm $NPM_VERSION)"
   mmdebstrap --quiet --variant=minbase "$DEBIAN_SUITE" "$work/minbase.tar"
@@ -94,15 +98,19 @@ if [ "$(image_key "$build_image")" != "$key" ]; then
   cp -r "$(npm_package)" "$files/usr/local/lib/node_modules/npm"
   ln -s ../lib/node_modules/npm/bin/npm-cli.js "$files/usr/local/bin/npm"
   ln -s ../lib/node_modules/npm/bin/npx-cli.js "$files/usr/local/bin/npx"
+  mkdir -p "$files/etc/ssl/certs"
+  cp "$host_cas" "$files/etc/ssl/certs/host-ca-certificates.crt"
   c=$(scratch)
   buildah add --quiet "$c" "$work/minbase.tar" / >/dev/null
   buildah add --quiet "$c" "$files" / >/dev/null
   buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    --env "NODE_VERSION=$node_version" --cmd '["node"]' "$c"
+    --env "NODE_VERSION=$node_version" --env NODE_EXTRA_CA_CERTS=/etc/ssl/certs/host-ca-certificates.crt \
+    --cmd '["node"]' "$c"
   commit "$c" "$build_image" "$key"
 fi
 
 runtime_image="gcr.io/distroless/nodejs24-debian12:nonroot"
+key=$(echo "$DEBIAN_SUITE $node_version" | key_of "$0" -)
 if [ "$(image_key "$runtime_image")" != "$key" ]; then
   log "building $runtime_image (Debian $DEBIAN_SUITE libraries only, Node $node_version, user nonroot 65532)"
   # Only the libraries Node links against and the data files distroless carries; the extract

@@ -1,0 +1,66 @@
+/**
+ * What a cluster could leave on the machine, read before it starts and after it stops, so a test can
+ * say exactly what was left behind: processes, mounts, links, nftables tables, network namespaces,
+ * pod cgroups, fixed host paths and the sysctls the node must not change.
+ */
+import { existsSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { host, processesMentioning } from "../host.ts";
+import { nftTables } from "../node-network.ts";
+
+const fixedPaths = [
+  "/var/lib/kubelet",
+  "/var/log/containers",
+  "/var/log/pods",
+  "/run/containerd",
+  "/var/lib/cni",
+  "/run/netns",
+  "/etc/cni",
+  "/opt/cni",
+  "/opt/containerd",
+  "/usr/libexec/kubernetes",
+];
+
+const sysctls = [
+  "net/ipv4/ip_forward",
+  "net/ipv4/conf/all/forwarding",
+  "net/ipv4/conf/default/forwarding",
+  "net/ipv4/conf/all/route_localnet",
+  "net/bridge/bridge-nf-call-iptables",
+  "net/netfilter/nf_conntrack_max",
+  "net/netfilter/nf_conntrack_tcp_timeout_established",
+];
+
+export interface HostSnapshot {
+  readonly mounts: string[];
+  readonly links: string[];
+  readonly tables: string[];
+  readonly netns: string[];
+  readonly podCgroups: string[];
+  readonly paths: string[];
+  readonly sysctls: Record<string, string>;
+  readonly shims: number;
+}
+
+export async function hostSnapshot(): Promise<HostSnapshot> {
+  const mountinfo = await readFile("/proc/self/mountinfo", "utf8");
+  const links = JSON.parse(await host("ip", ["-j", "link", "show"])) as { ifname: string }[];
+  const cgroups = await readdir("/sys/fs/cgroup").catch(() => []);
+  return {
+    mounts: [...new Set(mountinfo.split("\n").map((l) => l.split(" ")[4] ?? ""))].filter(Boolean).sort(),
+    links: links.map((l) => l.ifname).sort(),
+    tables: (await nftTables()).sort(),
+    netns: (await readdir("/run/netns").catch(() => [])).sort(),
+    podCgroups: cgroups.filter((c) => existsSync(`/sys/fs/cgroup/${c}/kubepods`)).sort(),
+    paths: fixedPaths.filter((p) => existsSync(p)),
+    sysctls: Object.fromEntries(
+      await Promise.all(
+        sysctls.map(async (s): Promise<[string, string]> => [
+          s,
+          (await readFile(`/proc/sys/${s}`, "utf8").catch(() => "(none)")).trim(),
+        ]),
+      ),
+    ),
+    shims: (await processesMentioning("k8s.io")).filter((p) => p.argv[0]?.includes("containerd-shim")).length,
+  };
+}
