@@ -22,7 +22,7 @@ import {
   pinnedCorednsVersion,
 } from "./binaries.ts";
 import { kubeconfigYaml } from "./kubeconfig.ts";
-import { LocalNode, removeNodeFromHost } from "./node.ts";
+import { LocalNode, recordHostBeforeNode, removeNodeFromHost } from "./node.ts";
 import { nodeName } from "./node-manifests.ts";
 import { applyRuleset, createBridge, defaultNodeNetwork, type NodeNetwork } from "./node-network.ts";
 import { checkNodeCanStart } from "./node-preflight.ts";
@@ -134,8 +134,7 @@ export class ControlPlane {
 
     try {
       if (network) {
-        await mkdir(nodeDir, { recursive: true });
-        await writeFile(join(nodeDir, "host-paths.json"), "null");
+        await recordHostBeforeNode(nodeDir, [etcdData]);
         await createBridge(network, dir);
       }
       // The API server listens on the node's address when there is a node (pods reach it there

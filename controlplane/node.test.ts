@@ -32,6 +32,7 @@ import { host, processesMentioning } from "./host.ts";
 import { nodeName } from "./node-manifests.ts";
 import { defaultNodeNetwork as network, ownerOfBridge } from "./node-network.ts";
 import { NodeUnavailableError } from "./node-preflight.ts";
+import { CliProcess, type LogLine } from "../workloads/testing/processes.ts";
 import { hostSnapshot, type HostSnapshot } from "./testing/host-snapshot.ts";
 import { eventually, startTestControlPlane, testNamespace } from "./testing.ts";
 
@@ -483,4 +484,67 @@ Promise.all(targets.map((t) => new Promise((resolve) => {
     expect(after.shims).toBe(before.shims);
     expect(existsSync(plane.dir)).toBe(false);
   }, 120_000);
+});
+
+describe("pingpong cluster up", () => {
+  it("starts the node and prints the KUBECONFIG line; after a SIGKILL the next start cleans up; SIGINT leaves nothing", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cluster-up-node-"));
+    const kubeconfig = join(dir, "kubeconfig");
+    const nodeReady = async () => {
+      const nodes = JSON.parse(
+        await run(plane.binaries.kubectl, ["--kubeconfig", kubeconfig, "get", "nodes", "-o", "json"]).then(
+          (r) => r.stdout,
+        ),
+      ) as {
+        items: { status: { conditions: { type: string; status: string }[] } }[];
+      };
+      return (
+        nodes.items[0]?.status.conditions.some((c) => c.type === "Ready" && c.status === "True") === true
+      );
+    };
+    const exportLine = (l: LogLine) =>
+      typeof l.msg === "string" && l.msg === `export KUBECONFIG=${kubeconfig}`;
+    const first = new CliProcess(["cluster", "up", "--dir", dir]);
+    let second: CliProcess | undefined;
+    try {
+      await first.waitForLog(exportLine, 180_000);
+      expect(first.logs.map((l) => l.msg).join("\n")).toMatch(/cluster ready in [\d.]+s/);
+      expect(await nodeReady()).toBe(true);
+
+      // Killed outright: its components die with it (parent-death signal), but containerd's shims
+      // and CoreDNS's processes outlive any parent, and the bridge and tables stay.
+      await first.stop("SIGKILL");
+      await eventually("the killed cluster's components to exit", async () =>
+        (await processesMentioning(join(dir, "node", "kubelet"))).length === 0 ? true : undefined,
+      );
+      expect((await hostSnapshot()).shims).toBeGreaterThan(before.shims);
+      expect(await ownerOfBridge(network)).toMatchObject({ dir });
+
+      second = new CliProcess(["cluster", "up", "--dir", dir]);
+      await second.waitForLog(
+        (l) =>
+          typeof l.msg === "string" &&
+          l.msg.includes(`Removing what a stopped cluster (pid ${first.child.pid}) left`),
+        60_000,
+      );
+      await second.waitForLog(exportLine, 180_000);
+      expect(await nodeReady()).toBe(true);
+      expect(await second.stop("SIGINT")).toBe(0);
+
+      const after = await hostSnapshot();
+      expect(await processesMentioning(dir)).toEqual([]);
+      expect(after.mounts.filter((m) => !before.mounts.includes(m))).toEqual([]);
+      expect(after.links.filter((l) => !before.links.includes(l))).toEqual([]);
+      expect(after.tables).toEqual(before.tables);
+      expect(after.netns).toEqual(before.netns);
+      expect(after.podCgroups).toEqual(before.podCgroups);
+      expect(after.paths).toEqual(before.paths);
+      expect(after.shims).toBe(before.shims);
+      expect(existsSync(join(dir, "node"))).toBe(false);
+    } finally {
+      await first.stop("SIGKILL");
+      await second?.stop("SIGKILL");
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 420_000);
 });

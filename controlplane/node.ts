@@ -66,8 +66,13 @@ export interface LocalNodeOptions {
   readonly timeoutMs: number;
 }
 
-/** What existed before the node started: the paths and cgroups it may remove at stop are the others. */
+/**
+ * What existed before the node started (the paths, cgroups and tables it may remove are the
+ * others), and what the cluster keeps outside its folder. Written before anything is created, so
+ * that whatever kills the cluster, the next start can clean up after it.
+ */
 interface HostRecord {
+  readonly ownedPaths: string[];
   readonly createdPaths: string[];
   readonly netnsBefore: string[];
   readonly cgroupsBefore: string[];
@@ -143,7 +148,6 @@ export class LocalNode {
   static async start(options: LocalNodeOptions): Promise<LocalNode> {
     const node = new LocalNode(options);
     try {
-      await node.recordHost();
       await node.startContainerd();
       await node.loadImages();
       await node.startScheduler();
@@ -159,17 +163,6 @@ export class LocalNode {
 
   private path(...parts: string[]): string {
     return join(this.options.dir, ...parts);
-  }
-
-  private async recordHost(): Promise<void> {
-    await mkdir(this.options.dir, { recursive: true });
-    const record: HostRecord = {
-      createdPaths: fixedHostPaths.filter((p) => !existsSync(p)),
-      netnsBefore: await listDir("/run/netns"),
-      cgroupsBefore: await podCgroups(),
-      tablesBefore: await nftTables(),
-    };
-    await writeFile(this.path("host-paths.json"), JSON.stringify(record, null, 2));
   }
 
   private spawn(name: string, command: string, args: readonly string[]): ManagedProcess {
@@ -403,6 +396,19 @@ export class LocalNode {
   }
 }
 
+/** Records the machine's state before a node is created at `dir`; `ownedPaths` are removed with it. */
+export async function recordHostBeforeNode(dir: string, ownedPaths: readonly string[]): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const record: HostRecord = {
+    ownedPaths: [...ownedPaths],
+    createdPaths: fixedHostPaths.filter((p) => !existsSync(p)),
+    netnsBefore: await listDir("/run/netns"),
+    cgroupsBefore: await podCgroups(),
+    tablesBefore: await nftTables(),
+  };
+  await writeFile(join(dir, "host-paths.json"), JSON.stringify(record, null, 2));
+}
+
 /** containerd's shims outlive it by design; ours are the ones serving our socket. */
 async function killShims(socket: string): Promise<void> {
   for (const shim of await processesMentioning(socket)) {
@@ -463,7 +469,9 @@ export async function removeNodeFromHost(dir: string, network: NodeNetwork): Pro
   const record = JSON.parse(
     await readFile(join(dir, "host-paths.json"), "utf8").catch(() => "null"),
   ) as HostRecord | null;
-  for (const leftover of await processesMentioning(join(dir, "containerd", "containerd.sock"))) {
+  // Normally stopped already; after a crash, containerd's shims (and anything else run from the
+  // node's folder) are still here.
+  for (const leftover of await processesMentioning(dir)) {
     try {
       process.kill(leftover.pid, "SIGKILL");
     } catch {
@@ -485,7 +493,7 @@ export async function removeNodeFromHost(dir: string, network: NodeNetwork): Pro
   await deleteTable("ip6", "kube-proxy");
   await removeKubeIptablesChains(new Set(record?.tablesBefore ?? []));
   await deleteBridge(network);
-  for (const path of record?.createdPaths ?? []) {
+  for (const path of [...(record?.createdPaths ?? []), ...(record?.ownedPaths ?? [])]) {
     await unmountAllUnder(path);
     await rm(path, { recursive: true, force: true });
   }

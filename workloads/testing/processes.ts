@@ -17,9 +17,18 @@ export class CliProcess {
   stderr = "";
   private readonly waiters = new Set<() => void>();
 
-  /** `script` is the CLI to run: the TypeScript sources by default, or e.g. dist/cli.js. */
-  constructor(args: readonly string[], env: Record<string, string> = {}, script = cliPath) {
-    this.child = spawn(process.execPath, [script, ...args], {
+  /**
+   * `script` is the CLI to run: the TypeScript sources by default, or e.g. dist/cli.js. `prefix` runs
+   * it through another command (e.g. setpriv to run as another user).
+   */
+  constructor(
+    args: readonly string[],
+    env: Record<string, string> = {},
+    script = cliPath,
+    prefix: readonly string[] = [],
+  ) {
+    const [command, ...commandArgs] = [...prefix, process.execPath, script, ...args];
+    this.child = spawn(command ?? process.execPath, commandArgs, {
       env: { ...process.env, LOG_LEVEL: "info", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
