@@ -3,6 +3,7 @@
  * measurement. Targets are in ../../shared/DESIGN.md; benchmarks measure, they do not fail.
  */
 import { benchControlPlane } from "./controlplane.ts";
+import { benchNode } from "./node.ts";
 import { benchOperator } from "./operator.ts";
 import { benchPki } from "./pki.ts";
 import { benchWorkloads } from "./workloads.ts";
@@ -10,6 +11,7 @@ import { benchWorkloads } from "./workloads.ts";
 const benches: Record<string, () => Promise<void>> = {
   pki: benchPki,
   controlplane: benchControlPlane,
+  node: benchNode,
   operator: benchOperator,
   workloads: benchWorkloads,
 };

@@ -396,6 +396,7 @@ export class ControlPlane {
           },
           corednsImage: `registry.k8s.io/coredns/coredns:${pinnedCorednsVersion()}`,
           timeoutMs,
+          progress,
         });
         (plane as { node: LocalNode | undefined }).node = node;
       }

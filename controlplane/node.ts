@@ -64,6 +64,8 @@ export interface LocalNodeOptions {
   readonly binaries: NodeBinaries;
   readonly corednsImage: string;
   readonly timeoutMs: number;
+  /** Called with a line as each step is done. */
+  readonly progress: (line: string) => void;
 }
 
 /**
@@ -149,11 +151,15 @@ export class LocalNode {
     const node = new LocalNode(options);
     try {
       await node.startContainerd();
-      await node.loadImages();
+      const images = await node.loadImages();
+      options.progress(`containerd running, ${images} image archives loaded`);
       await node.startScheduler();
       await node.startKubelet();
+      options.progress(`Node ${nodeName} Ready`);
       await node.startKubeProxy();
+      options.progress("kube-proxy synced (nftables)");
       await node.startCoredns();
+      options.progress("CoreDNS Ready: the first pod");
       return node;
     } catch (error) {
       await node.stop().catch(() => undefined);
@@ -215,9 +221,10 @@ export class LocalNode {
   }
 
   /** Imports every archive in imagesDir: pause, CoreDNS, and the project's image once built. */
-  private async loadImages(): Promise<void> {
+  private async loadImages(): Promise<number> {
     const archives = (await listDir(this.options.imagesDir)).filter((f) => f.endsWith(".tar"));
     for (const archive of archives) await this.ctr("images", "import", join(this.options.imagesDir, archive));
+    return archives.length;
   }
 
   private async startScheduler(): Promise<void> {
