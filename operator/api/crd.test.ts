@@ -62,6 +62,7 @@ const fullSpec: DeepRequired<PingPongPairSpec> = {
     replicas: 1,
     interval: "1s",
     timeout: "2s",
+    successThreshold: 0.95,
     resources: { requests: quantities, limits: quantities },
   },
   tls: {
@@ -108,6 +109,10 @@ const fullStatus: DeepRequired<PingPongPairStatus> = {
     latencyP99Ms: 2,
     success: "100%",
     latencyP99: "2ms",
+    windowSeconds: 60,
+    failuresByReason: { tls: 1 },
+    pingers: 2,
+    worstPinger: { pod: "p", successRatio: 0.9, latencyP99Ms: 3 },
     pongsByPod: { a: 1 },
   },
 };

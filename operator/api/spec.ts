@@ -27,6 +27,8 @@ export interface ResolvedSpec {
     readonly interval: string;
     readonly timeout: string;
     readonly timeoutMs: number;
+    /** PingHealthy is True at or above this success ratio. */
+    readonly successThreshold: number;
     readonly resources: Resources;
   };
   readonly tls: {
@@ -130,6 +132,7 @@ export function resolveSpec(pair: PingPongPair, defaultImage: string): ResolvedS
       intervalMs: duration("spec.pinger.interval", interval, problems),
       timeout,
       timeoutMs: duration("spec.pinger.timeout", timeout, problems),
+      successThreshold: spec.pinger?.successThreshold ?? specDefaults.pinger.successThreshold,
       resources: spec.pinger?.resources ?? {},
     },
     tls: {

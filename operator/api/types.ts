@@ -21,7 +21,13 @@ export interface Resources {
 export interface PingPongPairSpec {
   image?: string;
   ponger?: { replicas?: number; port?: number; resources?: Resources };
-  pinger?: { replicas?: number; interval?: string; timeout?: string; resources?: Resources };
+  pinger?: {
+    replicas?: number;
+    interval?: string;
+    timeout?: string;
+    successThreshold?: number;
+    resources?: Resources;
+  };
   tls?: {
     mode?: TlsMode;
     keySize?: KeySize;
@@ -71,6 +77,10 @@ export interface PingPongPairStatus {
     success?: string;
     latencyP99?: string;
     pongsByPod?: Record<string, number>;
+    windowSeconds?: number;
+    failuresByReason?: Record<string, number>;
+    pingers?: number;
+    worstPinger?: { pod?: string; successRatio?: number; latencyP99Ms?: number };
   };
 }
 
@@ -90,7 +100,7 @@ export const conditionTypes = {
 /** The defaults the CRD applies; also applied by the operator to objects stored before a default existed. */
 export const specDefaults = {
   ponger: { replicas: 1, port: 8443 },
-  pinger: { replicas: 1, interval: "1s", timeout: "2s" },
+  pinger: { replicas: 1, interval: "1s", timeout: "2s", successThreshold: 0.95 },
   tls: { mode: "MutualTLS" as TlsMode, keySize: 2048 as KeySize, caDuration: "8760h", certDuration: "24h" },
   networkPolicy: { enabled: true },
 } as const;

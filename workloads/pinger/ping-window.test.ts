@@ -23,6 +23,17 @@ describe("PingWindow", () => {
     expect(snapshot.latencyP99Ms).toBe(100);
   });
 
+  it("counts the window's failures by reason, and forgets them with the window", () => {
+    const window = new PingWindow(1_000);
+    window.record({ at: 0, ok: false, rttMs: 0, reason: "timeout" });
+    window.record({ at: 500, ok: false, rttMs: 0, reason: "tls" });
+    window.record({ at: 600, ok: false, rttMs: 0, reason: "tls" });
+    window.record({ at: 700, ok: true, rttMs: 3 });
+    expect(window.snapshot(900).failuresByReason).toEqual({ timeout: 1, tls: 2 });
+    expect(window.snapshot(1_200).failuresByReason).toEqual({ tls: 2 });
+    expect(window.snapshot(2_000).failuresByReason).toEqual({});
+  });
+
   it("forgets results older than the window", () => {
     const window = new PingWindow(1_000);
     window.record({ at: 0, ok: false, rttMs: 0 });

@@ -7,6 +7,8 @@ export interface PingResult {
   readonly at: number;
   readonly ok: boolean;
   readonly rttMs: number;
+  /** Why it failed (workloads/pinger/failure.ts), for failed pings. */
+  readonly reason?: string;
 }
 
 export interface PingWindowSnapshot {
@@ -18,6 +20,8 @@ export interface PingWindowSnapshot {
   readonly successRatio: number | null;
   readonly latencyP50Ms: number | null;
   readonly latencyP99Ms: number | null;
+  /** Failed pings in the window by reason (timeout, tls, connection, http_status, bad_body). */
+  readonly failuresByReason: Readonly<Record<string, number>>;
 }
 
 /** Nearest-rank quantile of ascending `sorted`; null when empty. */
@@ -54,6 +58,10 @@ export class PingWindow {
     const succeeded = this.results.filter((r) => r.ok);
     const latencies = succeeded.map((r) => r.rttMs).sort((a, b) => a - b);
     const round = (v: number | null) => (v === null ? null : Math.round(v * 100) / 100);
+    const failuresByReason: Record<string, number> = {};
+    for (const r of this.results) {
+      if (!r.ok) failuresByReason[r.reason ?? "unknown"] = (failuresByReason[r.reason ?? "unknown"] ?? 0) + 1;
+    }
     return {
       windowSeconds: this.windowMs / 1000,
       sent: this.results.length,
@@ -62,6 +70,7 @@ export class PingWindow {
       successRatio: this.results.length === 0 ? null : succeeded.length / this.results.length,
       latencyP50Ms: round(quantile(latencies, 0.5)),
       latencyP99Ms: round(quantile(latencies, 0.99)),
+      failuresByReason,
     };
   }
 

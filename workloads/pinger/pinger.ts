@@ -49,7 +49,7 @@ function createStats(windowMs: number) {
       totals.failed++;
       failuresByReason[failure.reason] = (failuresByReason[failure.reason] ?? 0) + 1;
       lastFailure = { ...failure, at: new Date(at) };
-      window.record({ at, ok: false, rttMs: 0 });
+      window.record({ at, ok: false, rttMs: 0, reason: failure.reason });
     },
     readiness(): Readiness {
       const recent = window.recent(readinessWindow);

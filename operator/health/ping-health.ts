@@ -1,0 +1,278 @@
+/**
+ * A pair's ping health from what its pinger pods report on /status: one `status.ping` and the
+ * PingHealthy condition. Pure: the readings and the clock are inputs.
+ *
+ * Several pingers are summed over their windows (sent, succeeded, failed, failures by reason); P50
+ * is the median of their P50s and P99 the worst of their P99s (quantiles do not add up, and the
+ * worst is what a user needs to see), and the worst pinger is named.
+ */
+import type { ConditionStatus } from "../api/types.ts";
+
+/** The part of a pinger's /status that health needs (workloads/pinger/pinger.ts). */
+export interface PingerReport {
+  readonly lastPongTime: string | null;
+  readonly window: {
+    readonly windowSeconds: number;
+    readonly sent: number;
+    readonly succeeded: number;
+    readonly failed: number;
+    readonly successRatio: number | null;
+    readonly latencyP50Ms: number | null;
+    readonly latencyP99Ms: number | null;
+    readonly failuresByReason?: Readonly<Record<string, number>>;
+  };
+  readonly pongsByPod: Readonly<Record<string, number>>;
+  readonly lastFailure: { readonly reason: string; readonly message: string } | null;
+}
+
+/** The latest read of one pinger pod: its report, or why it could not be read. */
+export type PingerReading =
+  | { readonly pod: string; readonly at: Date; readonly report: PingerReport }
+  | { readonly pod: string; readonly at: Date; readonly error: string };
+
+export interface PingStatus {
+  lastPongTime?: string;
+  windowSeconds: number;
+  sent: number;
+  succeeded: number;
+  failed: number;
+  successRatio: number;
+  latencyP50Ms?: number;
+  latencyP99Ms?: number;
+  /** For `kubectl get`: the ratio as a percentage, and P99 with its unit. */
+  success: string;
+  latencyP99?: string;
+  pongsByPod: Record<string, number>;
+  failuresByReason?: Record<string, number>;
+  pingers: number;
+  worstPinger?: { pod: string; successRatio: number; latencyP99Ms?: number };
+}
+
+export interface PingHealthInput {
+  /** One reading per running pinger pod (pods with an IP), the latest. */
+  readonly readings: readonly PingerReading[];
+  /** Running pinger pods; 0 means there is nothing to read. */
+  readonly runningPingers: number;
+  /** Success ratio at or above which the pair is healthy (spec.pinger.successThreshold). */
+  readonly threshold: number;
+  /** A pong older than this is not recent. */
+  readonly recentMs: number;
+  readonly now: Date;
+}
+
+export interface PingHealthCondition {
+  readonly status: ConditionStatus;
+  readonly reason:
+    "Healthy" | "PingsFailing" | "NoRecentPong" | "NoPingerRunning" | "PingersUnreachable" | "NoPingsYet";
+  readonly message: string;
+}
+
+export interface PingHealth {
+  readonly ping: PingStatus | undefined;
+  readonly condition: PingHealthCondition;
+}
+
+/** 0.98765 -> "98.8%", 1 -> "100%", 0 -> "0%". */
+export function percent(ratio: number): string {
+  const value = Math.floor(ratio * 1000) / 10;
+  return `${Number.isInteger(value) ? value.toFixed(0) : value.toFixed(1)}%`;
+}
+
+/** Tenths of a millisecond below 10 ms, two significant digits above: 0.834 -> 0.8, 12.7 -> 13, 1234 -> 1200. */
+export function roundLatency(ms: number): number {
+  if (ms < 10) return Math.max(0.1, Math.round(ms * 10) / 10);
+  const magnitude = 10 ** (Math.floor(Math.log10(ms)) - 1);
+  return Math.round(ms / magnitude) * magnitude;
+}
+
+export function formatLatency(ms: number): string {
+  return ms < 10 ? `${Number(ms.toFixed(1))}ms` : `${Math.round(ms)}ms`;
+}
+
+function median(values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+}
+
+function seconds(ms: number): string {
+  return ms >= 120_000 ? `${Math.round(ms / 60_000)}m` : `${Math.round(ms / 1000)}s`;
+}
+
+function windowWords(windowSeconds: number): string {
+  return windowSeconds === 60 ? "the last minute" : `the last ${seconds(windowSeconds * 1000)}`;
+}
+
+function reasonsText(reasons: Readonly<Record<string, number>>): string {
+  return Object.entries(reasons)
+    .sort(([a, x], [b, y]) => y - x || a.localeCompare(b))
+    .map(([reason, count]) => `${reason} (${count})`)
+    .join(", ");
+}
+
+export function pingHealth(input: PingHealthInput): PingHealth {
+  const { readings, runningPingers, threshold, recentMs, now } = input;
+  if (runningPingers === 0) {
+    return {
+      ping: undefined,
+      condition: { status: "Unknown", reason: "NoPingerRunning", message: "no pinger pod is running" },
+    };
+  }
+  const reports = readings.flatMap((r) => ("report" in r ? [{ pod: r.pod, report: r.report }] : []));
+  const errors = readings.flatMap((r) => ("error" in r ? [r] : []));
+  if (reports.length === 0) {
+    const first = errors[0];
+    return {
+      ping: undefined,
+      condition: {
+        status: "Unknown",
+        reason: "PingersUnreachable",
+        message:
+          first === undefined
+            ? `the ${runningPingers} running pinger pod(s) have not been read yet`
+            : `cannot read /status of ${errors.length} of ${runningPingers} pinger pod(s) (${first.pod}: ${first.error}); ` +
+              "the operator must reach pod IPs on the metrics port (an operator outside the cluster cannot)",
+      },
+    };
+  }
+
+  let sent = 0;
+  let succeeded = 0;
+  let failed = 0;
+  let lastPong: number | undefined;
+  const failuresByReason: Record<string, number> = {};
+  const pongsByPod: Record<string, number> = {};
+  for (const { report } of reports) {
+    sent += report.window.sent;
+    succeeded += report.window.succeeded;
+    failed += report.window.failed;
+    for (const [reason, count] of Object.entries(report.window.failuresByReason ?? {}))
+      failuresByReason[reason] = (failuresByReason[reason] ?? 0) + count;
+    for (const [pod, count] of Object.entries(report.pongsByPod))
+      pongsByPod[pod] = (pongsByPod[pod] ?? 0) + count;
+    const pong = report.lastPongTime ? Date.parse(report.lastPongTime) : Number.NaN;
+    if (!Number.isNaN(pong)) lastPong = Math.max(lastPong ?? pong, pong);
+  }
+  const windowSeconds = Math.max(...reports.map((r) => r.report.window.windowSeconds));
+  const p50 = median(
+    reports.flatMap((r) => (r.report.window.latencyP50Ms === null ? [] : [r.report.window.latencyP50Ms])),
+  );
+  const p99s = reports.flatMap((r) =>
+    r.report.window.latencyP99Ms === null ? [] : [r.report.window.latencyP99Ms],
+  );
+  const p99 = p99s.length > 0 ? Math.max(...p99s) : undefined;
+  const ratioOf = (r: PingerReport) => (r.window.sent === 0 ? 1 : r.window.succeeded / r.window.sent);
+  const worst = [...reports].sort(
+    (a, b) =>
+      ratioOf(a.report) - ratioOf(b.report) ||
+      (b.report.window.latencyP99Ms ?? 0) - (a.report.window.latencyP99Ms ?? 0),
+  )[0];
+
+  const successRatio = sent === 0 ? 0 : Math.floor((succeeded / sent) * 1000) / 1000;
+  const ping: PingStatus = {
+    ...(lastPong === undefined ? {} : { lastPongTime: new Date(lastPong).toISOString() }),
+    windowSeconds,
+    sent,
+    succeeded,
+    failed,
+    successRatio,
+    ...(p50 === undefined ? {} : { latencyP50Ms: roundLatency(p50) }),
+    ...(p99 === undefined
+      ? {}
+      : { latencyP99Ms: roundLatency(p99), latencyP99: formatLatency(roundLatency(p99)) }),
+    success: sent === 0 ? "-" : percent(succeeded / sent),
+    pongsByPod,
+    ...(failed > 0 ? { failuresByReason } : {}),
+    pingers: reports.length,
+    ...(reports.length > 1 && worst
+      ? {
+          worstPinger: {
+            pod: worst.pod,
+            successRatio: Math.floor(ratioOf(worst.report) * 1000) / 1000,
+            ...(worst.report.window.latencyP99Ms === null
+              ? {}
+              : { latencyP99Ms: roundLatency(worst.report.window.latencyP99Ms) }),
+          },
+        }
+      : {}),
+  };
+
+  const window = windowWords(windowSeconds);
+  const unread =
+    errors.length > 0 ? `; ${errors.length} of ${runningPingers} pinger pod(s) could not be read` : "";
+  if (sent === 0) {
+    return {
+      ping,
+      condition: {
+        status: "Unknown",
+        reason: "NoPingsYet",
+        message: `no ping completed in ${window} yet${unread}`,
+      },
+    };
+  }
+  if (succeeded / sent < threshold) {
+    const lastFailure = reports.find((r) => r.report.lastFailure)?.report.lastFailure;
+    return {
+      ping,
+      condition: {
+        status: "False",
+        reason: "PingsFailing",
+        message:
+          `${failed} of ${sent} pings failed in ${window}: ${reasonsText(failuresByReason)}` +
+          ` (threshold ${percent(threshold)} success)` +
+          (lastFailure ? `; last: ${lastFailure.message}` : "") +
+          unread,
+      },
+    };
+  }
+  if (lastPong === undefined || now.getTime() - lastPong > recentMs) {
+    return {
+      ping,
+      condition: {
+        status: "False",
+        reason: "NoRecentPong",
+        message:
+          lastPong === undefined
+            ? "no pong has been received yet"
+            : `no pong for ${seconds(now.getTime() - lastPong)} (last at ${new Date(lastPong).toISOString()})`,
+      },
+    };
+  }
+  return {
+    ping,
+    condition: {
+      status: "True",
+      reason: "Healthy",
+      message: `pings succeed at or above ${percent(threshold)} in ${window}${unread}`,
+    },
+  };
+}
+
+/**
+ * Whether `next` differs from what status holds enough to be written: health changed (a failure in
+ * the window, the success percentage, the set of ponger pods), P99 moved by more than a quarter, or
+ * the last pong is `refreshMs` newer. Noise (one more ping sent, a P99 a little off, counts that only
+ * grow) is not written.
+ */
+export function pingStatusChanged(
+  previous: PingStatus | undefined,
+  next: PingStatus | undefined,
+  refreshMs: number,
+): boolean {
+  if (previous === undefined || next === undefined) return previous !== next;
+  if (previous.failed !== next.failed || previous.success !== next.success) return true;
+  if (previous.pingers !== next.pingers || previous.worstPinger?.pod !== next.worstPinger?.pod) return true;
+  const pods = (p: PingStatus) =>
+    Object.keys(p.pongsByPod ?? {})
+      .sort()
+      .join(",");
+  if (pods(previous) !== pods(next)) return true;
+  const before = previous.latencyP99Ms;
+  const after = next.latencyP99Ms;
+  if ((before === undefined) !== (after === undefined)) return true;
+  if (before !== undefined && after !== undefined && Math.abs(after - before) > Math.max(1, 0.25 * before))
+    return true;
+  if (Math.abs(next.sent - previous.sent) > Math.max(2, 0.1 * previous.sent)) return true;
+  const pong = (p: PingStatus) => (p.lastPongTime ? Date.parse(p.lastPongTime) : 0);
+  return pong(next) - pong(previous) >= refreshMs;
+}
