@@ -21,8 +21,10 @@ export const operatorUsage = `Usage: pingpong operator [flags]
   --leader-elect true|false  hold a Lease so only one replica writes (default true)
   --namespace NS             the operator's namespace, for the Lease and NetworkPolicies
                              (default: POD_NAMESPACE, else the kubeconfig's namespace, else default)
-  --ca-rotation-step DUR     how long each CA rotation step lasts, for the kubelet to update
-                             mounted Secrets (default 2m)
+  --ca-rotation-step DUR     the least time each CA rotation step lasts (default 2m); a step
+                             ends once every pod reports the new certificates loaded
+  --health-interval DUR      how often each pair's pods' /status is read for ping health and
+                             loaded certificates (default 10s)
 `;
 
 /** A bad flag: the CLI prints it with the usage and exits 2. */
@@ -48,6 +50,7 @@ export async function operatorOptions(
       "leader-elect": { type: "string", default: "true" },
       namespace: { type: "string" },
       "ca-rotation-step": { type: "string", default: "2m" },
+      "health-interval": { type: "string", default: "10s" },
     },
   });
   const connection = await defaultConnection(values.kubeconfig, env);
@@ -67,6 +70,14 @@ export async function operatorOptions(
   } catch (error) {
     flagError(`--ca-rotation-step: ${(error as Error).message}`);
   }
+  let healthIntervalMs: number;
+  try {
+    healthIntervalMs = parseDuration(values["health-interval"]);
+  } catch (error) {
+    flagError(`--health-interval: ${(error as Error).message}`);
+  }
+  if (healthIntervalMs < 1_000 || healthIntervalMs > 600_000)
+    flagError(`--health-interval ${values["health-interval"]}: use 1s to 10m`);
 
   // In a pod, the connection's namespace is the pod's; out of one, the kubeconfig context's.
   const namespace = values.namespace ?? env.POD_NAMESPACE ?? connection.namespace ?? "default";
@@ -86,5 +97,6 @@ export async function operatorOptions(
     leaderElection: leaderElect === "true",
     namespace,
     rotationStepMs,
+    healthIntervalMs,
   };
 }

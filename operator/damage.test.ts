@@ -125,7 +125,7 @@ describe("specs the API server refuses", () => {
     const created = await env.createPair(namespace, "defaults");
     expect(created.spec).toEqual({
       ponger: { replicas: 1, port: 8443 },
-      pinger: { replicas: 1, interval: "1s", timeout: "2s" },
+      pinger: { replicas: 1, interval: "1s", timeout: "2s", successThreshold: 0.95 },
       tls: { mode: "MutualTLS", keySize: 2048, caDuration: "8760h", certDuration: "24h" },
       networkPolicy: { enabled: true },
     });

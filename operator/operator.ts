@@ -3,7 +3,7 @@
  * reconciles pairs, leader election, and the metrics/probe port. Only the leader starts informers
  * and writes; a standby waits on the Lease.
  */
-import type { KubernetesObject } from "@kubernetes/client-node";
+import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
 import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { Logger } from "../lib/logger.ts";
 import { type ProbeServer, startProbeServer } from "../lib/probe-server.ts";
@@ -12,6 +12,7 @@ import { kind as pairKind } from "./api/types.ts";
 import { InvalidSpecError } from "./api/spec.ts";
 import { childSelector } from "./pingpongpair/names.ts";
 import { ChildConflictError, createReconciler } from "./pingpongpair/reconcile.ts";
+import { PodStatusReader, slimPod } from "./health/pod-status-reader.ts";
 import { WorkerPoolMinter } from "./pki/minter.ts";
 import type { ClusterConnection } from "./runtime/cluster-connection.ts";
 import { Controller } from "./runtime/controller.ts";
@@ -35,6 +36,8 @@ export interface OperatorOptions {
   readonly namespace: string;
   readonly leaseName?: string;
   readonly rotationStepMs: number;
+  /** How often each pair's pods' /status is read (ping health, loaded certificates); default 10 s. */
+  readonly healthIntervalMs?: number;
   /** Called when leadership is lost; the process should exit (a standby takes over). */
   readonly onLostLeadership?: () => void;
 }
@@ -127,9 +130,32 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       ),
     );
   }
-  for (const informer of [...pairInformers, ...[...childInformers.values()].flat()]) {
+  // The pairs' pods (they carry the template's labels): where to read their /status.
+  const podInformers = scopes.map(
+    (namespace) =>
+      new Informer<V1Pod>({
+        client,
+        type: resources.pod,
+        namespace,
+        labelSelector: childSelector,
+        transform: slimPod,
+        onChange: (_change, pod) => {
+          const pair = pod.metadata?.labels?.["app.kubernetes.io/instance"];
+          if (pair) controller.queue.add(`${pod.metadata?.namespace ?? ""}/${pair}`);
+        },
+        onLifecycle: controller.lifecycle(resources.pod.plural),
+      }),
+  );
+  for (const informer of [...pairInformers, ...[...childInformers.values()].flat(), ...podInformers]) {
     controller.watch(informer);
   }
+  const healthIntervalMs = options.healthIntervalMs ?? 10_000;
+  const reader = new PodStatusReader({
+    intervalMs: healthIntervalMs,
+    pods: () => podInformers.flatMap((i) => i.list()),
+    onChange: (key) => controller.queue.add(key),
+    logger,
+  });
 
   // One namespace per informer: look an object up in the informer for its namespace.
   const lookup = <T extends KubernetesObject>(informers: readonly Informer<T>[]) => ({
@@ -153,6 +179,8 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     defaultImage: options.image,
     operatorNamespace: options.namespace,
     rotationStepMs: options.rotationStepMs,
+    healthIntervalMs,
+    readings: (namespace, name) => reader.readingsOf(namespace, name),
   });
 
   new Gauge({
@@ -210,6 +238,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       if (!won) return new Promise<void>(() => undefined);
     }
     await controller.start();
+    reader.start();
     synced = true;
     logger.info(
       { namespaces: options.namespaces.length > 0 ? options.namespaces : "all", workers: options.workers },
@@ -228,6 +257,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     leading,
     stop: async () => {
       stopping = true;
+      await reader.stop();
       await controller.stop();
       await elector?.release();
       await minter.close();

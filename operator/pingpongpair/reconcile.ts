@@ -8,7 +8,13 @@ import { isDeepStrictEqual } from "node:util";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { errorMessage, type Logger } from "../../lib/logger.ts";
 import { InvalidSpecError, resolveSpec } from "../api/spec.ts";
-import { apiVersion, kind, type PingPongPair, type PingPongPairStatus } from "../api/types.ts";
+import {
+  apiVersion,
+  conditionTypes,
+  kind,
+  type PingPongPair,
+  type PingPongPairStatus,
+} from "../api/types.ts";
 import type { CertificateMinter } from "../pki/minter.ts";
 import type { ReconcileResult } from "../runtime/controller.ts";
 import type { EventRecorder } from "../runtime/events.ts";
@@ -18,6 +24,8 @@ import { resourceTypeOf } from "../runtime/resources.ts";
 import { reconcileCertificates } from "./certificates.ts";
 import { desiredWorkloadChildren } from "./children.ts";
 import { childNames } from "./names.ts";
+import { type PingerReading, type PingerReport, pingHealth } from "../health/ping-health.ts";
+import type { PairReadings, PodReading } from "../health/pod-status-reader.ts";
 import { buildStatus, type Problem } from "./status.ts";
 
 /** A child exists under our name but belongs to someone else: we will not overwrite it. */
@@ -40,6 +48,9 @@ export interface ReconcilerContext {
   readonly defaultImage: string;
   readonly operatorNamespace: string;
   readonly rotationStepMs: number;
+  readonly healthIntervalMs: number;
+  /** The latest /status readings of a pair's running pods (health/pod-status-reader.ts). */
+  readonly readings: (namespace: string, name: string) => PairReadings;
   readonly now?: () => Date;
 }
 
@@ -61,6 +72,15 @@ export function containsAll(live: unknown, desired: unknown): boolean {
 }
 
 const minimumRequeueMs = 1_000;
+
+/** A pinger pod's reading as health needs it; a /status without a ping window is an error. */
+function pingerReading(reading: PodReading): PingerReading {
+  const window = reading.status?.window;
+  if (reading.error !== undefined || typeof window !== "object" || window === null) {
+    return { pod: reading.pod, at: reading.at, error: reading.error ?? "its /status has no ping window" };
+  }
+  return { pod: reading.pod, at: reading.at, report: reading.status as unknown as PingerReport };
+}
 
 export function createReconciler(context: ReconcilerContext): (key: string) => Promise<ReconcileResult> {
   const { client, caches, minter, recorder, logger } = context;
@@ -116,6 +136,20 @@ export function createReconciler(context: ReconcilerContext): (key: string) => P
     );
     await writeStatus(pair, status);
     if (!alreadyReported) recorder.record(pair, "Warning", problem.reason, problem.message);
+  }
+
+  /** One Event when PingHealthy changes status, none for each read. */
+  function recordHealthTransition(pair: PingPongPair, status: PingPongPairStatus): void {
+    const before = pair.status?.conditions?.find((c) => c.type === conditionTypes.pingHealthy);
+    const after = status.conditions?.find((c) => c.type === conditionTypes.pingHealthy);
+    if (!after || before?.status === after.status) return;
+    if (!before && after.status === "Unknown") return;
+    recorder.record(
+      pair,
+      after.status === "False" ? "Warning" : "Normal",
+      after.reason,
+      `ping health is ${after.status}: ${after.message}`,
+    );
   }
 
   return async function reconcile(key: string): Promise<ReconcileResult> {
@@ -176,6 +210,15 @@ export function createReconciler(context: ReconcilerContext): (key: string) => P
         await remove("NetworkPolicy", namespace, names.pinger);
       }
 
+      const readings = context.readings(namespace, name);
+      const health = pingHealth({
+        readings: readings.pods.filter((r) => r.component === "pinger").map(pingerReading),
+        runningPingers: readings.running.pinger,
+        threshold: spec.pinger.successThreshold,
+        // Recent: a few pings' worth, and more than one read apart.
+        recentMs: Math.max(30_000, 5 * spec.pinger.intervalMs, 3 * context.healthIntervalMs),
+        now: now(),
+      });
       const status = buildStatus({
         pair,
         now: now(),
@@ -185,8 +228,10 @@ export function createReconciler(context: ReconcilerContext): (key: string) => P
           ponger: child("Deployment", namespace, names.ponger),
           pinger: child("Deployment", namespace, names.pinger),
         },
+        health: { value: health, refreshMs: Math.max(60_000, 6 * context.healthIntervalMs) },
       });
       await writeStatus(pair, status);
+      recordHealthTransition(pair, status);
       return {
         requeueAfterMs: Math.max(minimumRequeueMs, certificates.nextCheck.getTime() - now().getTime()),
       };

@@ -12,6 +12,7 @@ import {
   type PingPongPair,
   type PingPongPairStatus,
 } from "../api/types.ts";
+import { type PingHealth, pingStatusChanged } from "../health/ping-health.ts";
 import type { CertificatesResult } from "./certificates.ts";
 import { selectorString } from "./names.ts";
 
@@ -31,6 +32,8 @@ export interface StatusInput {
     readonly pinger?: V1Deployment | undefined;
   };
   readonly problem?: Problem | undefined;
+  /** Ping health from the pingers' /status, and how often an unchanged one is refreshed in status. */
+  readonly health?: { readonly value: PingHealth; readonly refreshMs: number } | undefined;
 }
 
 export function setCondition(
@@ -73,7 +76,7 @@ function availability(
 }
 
 export function buildStatus(input: StatusInput): PingPongPairStatus {
-  const { pair, now, spec, certificates, deployments, problem } = input;
+  const { pair, now, spec, certificates, deployments, problem, health } = input;
   const previous = pair.status ?? {};
   const generation = pair.metadata?.generation ?? 0;
   let conditions: Condition[] = previous.conditions ?? [];
@@ -125,7 +128,15 @@ export function buildStatus(input: StatusInput): PingPongPairStatus {
     };
   }
 
-  if (!conditions.some((c) => c.type === conditionTypes.pingHealthy)) {
+  if (health) {
+    const { ping, condition } = health.value;
+    // Keep what status holds unless the new reading says something different: noise is not written.
+    if (pingStatusChanged(previous.ping as PingHealth["ping"], ping, health.refreshMs)) {
+      if (ping) status.ping = ping;
+      else delete status.ping;
+    }
+    set(conditionTypes.pingHealthy, condition.status, condition.reason, condition.message);
+  } else if (!conditions.some((c) => c.type === conditionTypes.pingHealthy)) {
     set(
       conditionTypes.pingHealthy,
       "Unknown",
@@ -134,6 +145,7 @@ export function buildStatus(input: StatusInput): PingPongPairStatus {
     );
   }
 
+  const pingHealthy = conditions.find((c) => c.type === conditionTypes.pingHealthy);
   const certificatesReady =
     conditions.find((c) => c.type === conditionTypes.certificatesReady)?.status === "True";
   if (problem) {
@@ -143,8 +155,15 @@ export function buildStatus(input: StatusInput): PingPongPairStatus {
   } else if (!workloadsAvailable) {
     const message = conditions.find((c) => c.type === conditionTypes.workloadsAvailable)?.message ?? "";
     set(conditionTypes.ready, "False", "WorkloadsUnavailable", `waiting for pods: ${message}`);
+  } else if (pingHealthy?.status !== "True") {
+    set(
+      conditionTypes.ready,
+      "False",
+      pingHealthy?.status === "False" ? "PingUnhealthy" : "PingHealthUnknown",
+      `ping health: ${pingHealthy?.message ?? "not measured yet"}`,
+    );
   } else {
-    set(conditionTypes.ready, "True", "Ready", "certificates issued and every pod ready");
+    set(conditionTypes.ready, "True", "Ready", "certificates issued, every pod ready, pings healthy");
   }
   // Keep the conditions in a stable order: the four types first, as documented.
   const order: string[] = Object.values(conditionTypes);

@@ -1,0 +1,278 @@
+/**
+ * Reads every running workload pod's /status (pod IP, the `metrics` container port) with undici,
+ * once per interval per pair, and tells the controller which pairs to look at again.
+ *
+ * - Per pair, not per pod: a pair's pods are read together, so one read wakes one reconcile.
+ * - Jitter: each pair's next read is the interval +/- 10%, and a new pair's first read is spread
+ *   over a second, so 1000 pairs do not all fire on the same tick.
+ * - Bounded: at most `concurrency` reads at once, each with a short timeout and a capped body.
+ * - Quiet: a pair is woken only when what its readings mean changed (a failure, a certificate or
+ *   trust bundle loaded, a pod unreachable, a pong a refresh period newer), not on every read.
+ */
+import type { V1Pod } from "@kubernetes/client-node";
+import { Agent, request } from "undici";
+import { errorMessage, type Logger } from "../../lib/logger.ts";
+import { percent } from "./ping-health.ts";
+
+export type WorkloadComponent = "ponger" | "pinger";
+
+/** What every workload reports about the TLS material it has loaded (workloads/tls-reloader.ts). */
+export interface LoadedTls {
+  readonly certificate: { readonly sha256Fingerprint: string } | null;
+  readonly trustBundle: readonly { readonly sha256Fingerprint: string }[];
+}
+
+export interface PodReading {
+  readonly pod: string;
+  readonly component: WorkloadComponent;
+  readonly at: Date;
+  /** The parsed /status, when it could be read. */
+  readonly status?: Record<string, unknown>;
+  readonly error?: string;
+}
+
+export interface PairReadings {
+  /** Latest readings of the pair's running pods (pods without an IP are not running yet). */
+  readonly pods: readonly PodReading[];
+  readonly running: { readonly ponger: number; readonly pinger: number };
+}
+
+export interface PodStatusReaderOptions {
+  readonly intervalMs: number;
+  /** Every pod the operator's cache holds (labelled as a pair's child). */
+  readonly pods: () => Iterable<V1Pod>;
+  /** Called with a pair's key ("namespace/name") when its readings changed meaning. */
+  readonly onChange: (pairKey: string) => void;
+  readonly logger: Logger;
+  readonly concurrency?: number;
+  readonly timeoutMs?: number;
+  /** How often an unchanged healthy pair is still refreshed (its last pong). */
+  readonly refreshMs?: number;
+  readonly random?: () => number;
+}
+
+const componentLabel = "app.kubernetes.io/component";
+const instanceLabel = "app.kubernetes.io/instance";
+const maxStatusBytes = 256 * 1024;
+
+/** The pair a workload pod belongs to, its component, and where its /status is; undefined if not running. */
+export function podTarget(
+  pod: V1Pod,
+): { pairKey: string; component: WorkloadComponent; url: string } | undefined {
+  const component = pod.metadata?.labels?.[componentLabel];
+  const pair = pod.metadata?.labels?.[instanceLabel];
+  if ((component !== "ponger" && component !== "pinger") || !pair) return undefined;
+  const ip = pod.status?.podIP;
+  if (!ip || pod.status?.phase !== "Running" || pod.metadata?.deletionTimestamp) return undefined;
+  const port = pod.spec?.containers
+    .flatMap((c) => c.ports ?? [])
+    .find((p) => p.name === "metrics")?.containerPort;
+  if (!port) return undefined;
+  const host = ip.includes(":") ? `[${ip}]` : ip;
+  return {
+    pairKey: `${pod.metadata?.namespace ?? ""}/${pair}`,
+    component,
+    url: `http://${host}:${port}/status`,
+  };
+}
+
+/**
+ * What the operator keeps of a pod: where it runs and what it belongs to. Pods are the most
+ * numerous objects it caches (two or more per pair), so the rest is dropped on arrival.
+ */
+export function slimPod(pod: V1Pod): V1Pod {
+  const { name, namespace, uid, resourceVersion, labels, deletionTimestamp } = pod.metadata ?? {};
+  return {
+    apiVersion: pod.apiVersion,
+    kind: pod.kind,
+    metadata: { name, namespace, uid, resourceVersion, labels, deletionTimestamp },
+    spec: {
+      containers: (pod.spec?.containers ?? []).map((c) => ({
+        name: c.name,
+        ...(c.ports ? { ports: c.ports.map((p) => ({ name: p.name, containerPort: p.containerPort })) } : {}),
+      })),
+    },
+    status: { phase: pod.status?.phase, podIP: pod.status?.podIP },
+  };
+}
+
+/** The loaded TLS material a pod reported, if it did. */
+export function loadedTls(reading: PodReading): LoadedTls | undefined {
+  const tls = reading.status?.tls as Partial<LoadedTls> | null | undefined;
+  if (!tls || typeof tls !== "object") return undefined;
+  return {
+    certificate: tls.certificate ?? null,
+    trustBundle: Array.isArray(tls.trustBundle) ? tls.trustBundle : [],
+  };
+}
+
+/** What a pair's readings mean, as a string: when it changes, the pair is reconciled. */
+export function readingsMeaning(readings: readonly PodReading[], refreshMs: number): string {
+  return JSON.stringify(
+    [...readings]
+      .sort((a, b) => a.pod.localeCompare(b.pod))
+      .map((r) => {
+        if (r.error !== undefined) return [r.pod, "unreadable"];
+        const tls = loadedTls(r);
+        const window = r.status?.window as
+          { failed?: number; sent?: number; succeeded?: number; latencyP99Ms?: number | null } | undefined;
+        const lastPong = typeof r.status?.lastPongTime === "string" ? Date.parse(r.status.lastPongTime) : 0;
+        const ratio = window?.sent ? percent((window.succeeded ?? 0) / window.sent) : "-";
+        // P99 in powers of two: it moves the status only when it doubles or halves.
+        const p99 = window?.latencyP99Ms ? Math.round(Math.log2(window.latencyP99Ms)) : null;
+        const ponged = Object.keys((r.status?.pongsByPod as Record<string, number> | undefined) ?? {}).sort();
+        return [
+          r.pod,
+          tls?.certificate?.sha256Fingerprint ?? null,
+          tls?.trustBundle.map((c) => c.sha256Fingerprint) ?? null,
+          r.component === "pinger"
+            ? [window?.failed ?? null, ratio, p99, ponged, Math.floor(lastPong / refreshMs)]
+            : null,
+        ];
+      }),
+  );
+}
+
+interface PairState {
+  nextReadAt: number;
+  meaning: string;
+  readings: Map<string, PodReading>;
+}
+
+export class PodStatusReader {
+  private readonly options: PodStatusReaderOptions;
+  private readonly agent: Agent;
+  private readonly pairs = new Map<string, PairState>();
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight = 0;
+  private readonly waiting: (() => void)[] = [];
+  private readonly reading = new Set<string>();
+  private stopped = false;
+
+  constructor(options: PodStatusReaderOptions) {
+    this.options = options;
+    const timeoutMs = options.timeoutMs ?? 2_000;
+    this.agent = new Agent({
+      connect: { timeout: timeoutMs },
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      // A pod is read once per interval: keeping its connection open would only hold sockets.
+      keepAliveTimeout: 1,
+      connections: 1,
+      maxResponseSize: maxStatusBytes,
+    });
+  }
+
+  start(): void {
+    const tickMs = Math.max(100, Math.min(1_000, this.options.intervalMs / 4));
+    this.timer = setInterval(() => this.tick(), tickMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.agent.close();
+  }
+
+  /** The latest readings of a pair's running pods. */
+  readingsOf(namespace: string, pair: string): PairReadings {
+    const key = `${namespace}/${pair}`;
+    const running = { ponger: 0, pinger: 0 };
+    const pods: PodReading[] = [];
+    const state = this.pairs.get(key);
+    for (const pod of this.options.pods()) {
+      const target = podTarget(pod);
+      if (target?.pairKey !== key) continue;
+      running[target.component]++;
+      const reading = state?.readings.get(pod.metadata?.name ?? "");
+      if (reading) pods.push(reading);
+    }
+    return { pods, running };
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    const random = this.options.random ?? Math.random;
+    const byPair = new Map<string, { name: string; component: WorkloadComponent; url: string }[]>();
+    for (const pod of this.options.pods()) {
+      const target = podTarget(pod);
+      if (!target) continue;
+      const list = byPair.get(target.pairKey) ?? [];
+      list.push({ name: pod.metadata?.name ?? "", component: target.component, url: target.url });
+      byPair.set(target.pairKey, list);
+    }
+    for (const key of this.pairs.keys()) if (!byPair.has(key)) this.pairs.delete(key);
+    for (const [key, pods] of byPair) {
+      let state = this.pairs.get(key);
+      if (!state) {
+        state = { nextReadAt: now + random() * 1_000, meaning: "", readings: new Map() };
+        this.pairs.set(key, state);
+      }
+      if (state.nextReadAt > now || this.reading.has(key)) continue;
+      state.nextReadAt = now + this.options.intervalMs * (0.9 + 0.2 * random());
+      void this.readPair(key, state, pods);
+    }
+  }
+
+  private async readPair(
+    key: string,
+    state: PairState,
+    pods: readonly { name: string; component: WorkloadComponent; url: string }[],
+  ): Promise<void> {
+    this.reading.add(key);
+    try {
+      const readings = await Promise.all(pods.map((pod) => this.limited(() => this.readPod(pod))));
+      if (this.stopped) return;
+      state.readings = new Map(readings.map((r) => [r.pod, r]));
+      const meaning = readingsMeaning(readings, this.options.refreshMs ?? 60_000);
+      if (meaning !== state.meaning) {
+        state.meaning = meaning;
+        this.options.onChange(key);
+      }
+    } finally {
+      this.reading.delete(key);
+    }
+  }
+
+  private async readPod(pod: {
+    name: string;
+    component: WorkloadComponent;
+    url: string;
+  }): Promise<PodReading> {
+    const at = new Date();
+    try {
+      const response = await request(pod.url, { dispatcher: this.agent });
+      if (response.statusCode !== 200) {
+        await response.body.dump();
+        return {
+          pod: pod.name,
+          component: pod.component,
+          at,
+          error: `GET /status answered ${response.statusCode}`,
+        };
+      }
+      const status = (await response.body.json()) as Record<string, unknown>;
+      if (status === null || typeof status !== "object") throw new Error("/status is not a JSON object");
+      return { pod: pod.name, component: pod.component, at, status };
+    } catch (error) {
+      this.options.logger.debug(
+        { pod: pod.name, error: errorMessage(error) },
+        "Could not read a pod's /status",
+      );
+      return { pod: pod.name, component: pod.component, at, error: errorMessage(error) };
+    }
+  }
+
+  private async limited<T>(work: () => Promise<T>): Promise<T> {
+    const concurrency = this.options.concurrency ?? 16;
+    while (this.inFlight >= concurrency) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.inFlight++;
+    try {
+      return await work();
+    } finally {
+      this.inFlight--;
+      this.waiting.shift()?.();
+    }
+  }
+}
