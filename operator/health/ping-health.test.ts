@@ -96,7 +96,7 @@ describe("ping health", () => {
       name: "running pods not read yet",
       input: input([], { runningPingers: 2 }),
       status: "Unknown",
-      reason: "PingersUnreachable",
+      reason: "NotReadYet",
       message: "the 2 running pinger pod(s) have not been read yet",
     },
     {

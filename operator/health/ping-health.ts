@@ -6,7 +6,10 @@
  * is the median of their P50s and P99 the worst of their P99s (quantiles do not add up, and the
  * worst is what a user needs to see), and the worst pinger is named.
  */
-import type { ConditionStatus } from "../api/types.ts";
+import type { ConditionStatus, PingPongPairStatus } from "../api/types.ts";
+
+/** status.ping as stored: any field may be missing. */
+type StoredPing = NonNullable<PingPongPairStatus["ping"]>;
 
 /** The part of a pinger's /status that health needs (workloads/pinger/pinger.ts). */
 export interface PingerReport {
@@ -63,7 +66,13 @@ export interface PingHealthInput {
 export interface PingHealthCondition {
   readonly status: ConditionStatus;
   readonly reason:
-    "Healthy" | "PingsFailing" | "NoRecentPong" | "NoPingerRunning" | "PingersUnreachable" | "NoPingsYet";
+    | "Healthy"
+    | "PingsFailing"
+    | "NoRecentPong"
+    | "NoPingerRunning"
+    | "NotReadYet"
+    | "PingersUnreachable"
+    | "NoPingsYet";
   readonly message: string;
 }
 
@@ -124,15 +133,20 @@ export function pingHealth(input: PingHealthInput): PingHealth {
     const first = errors[0];
     return {
       ping: undefined,
-      condition: {
-        status: "Unknown",
-        reason: "PingersUnreachable",
-        message:
-          first === undefined
-            ? `the ${runningPingers} running pinger pod(s) have not been read yet`
-            : `cannot read /status of ${errors.length} of ${runningPingers} pinger pod(s) (${first.pod}: ${first.error}); ` +
-              "the operator must reach pod IPs on the metrics port (an operator outside the cluster cannot)",
-      },
+      condition:
+        first === undefined
+          ? {
+              status: "Unknown",
+              reason: "NotReadYet",
+              message: `the ${runningPingers} running pinger pod(s) have not been read yet`,
+            }
+          : {
+              status: "Unknown",
+              reason: "PingersUnreachable",
+              message:
+                `cannot read /status of ${errors.length} of ${runningPingers} pinger pod(s) (${first.pod}: ${first.error}); ` +
+                "the operator must reach pod IPs on the metrics port (an operator outside the cluster cannot)",
+            },
     };
   }
 
@@ -255,14 +269,14 @@ export function pingHealth(input: PingHealthInput): PingHealth {
  * grow) is not written.
  */
 export function pingStatusChanged(
-  previous: PingStatus | undefined,
+  previous: PingPongPairStatus["ping"],
   next: PingStatus | undefined,
   refreshMs: number,
 ): boolean {
   if (previous === undefined || next === undefined) return previous !== next;
   if (previous.failed !== next.failed || previous.success !== next.success) return true;
   if (previous.pingers !== next.pingers || previous.worstPinger?.pod !== next.worstPinger?.pod) return true;
-  const pods = (p: PingStatus) =>
+  const pods = (p: StoredPing) =>
     Object.keys(p.pongsByPod ?? {})
       .sort()
       .join(",");
@@ -272,7 +286,8 @@ export function pingStatusChanged(
   if ((before === undefined) !== (after === undefined)) return true;
   if (before !== undefined && after !== undefined && Math.abs(after - before) > Math.max(1, 0.25 * before))
     return true;
-  if (Math.abs(next.sent - previous.sent) > Math.max(2, 0.1 * previous.sent)) return true;
-  const pong = (p: PingStatus) => (p.lastPongTime ? Date.parse(p.lastPongTime) : 0);
+  const sentBefore = previous.sent ?? 0;
+  if (Math.abs(next.sent - sentBefore) > Math.max(2, 0.1 * sentBefore)) return true;
+  const pong = (p: StoredPing) => (p.lastPongTime ? Date.parse(p.lastPongTime) : 0);
   return pong(next) - pong(previous) >= refreshMs;
 }

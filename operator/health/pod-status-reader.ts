@@ -252,9 +252,10 @@ export class PodStatusReader {
           error: `GET /status answered ${response.statusCode}`,
         };
       }
-      const status = (await response.body.json()) as Record<string, unknown>;
-      if (status === null || typeof status !== "object") throw new Error("/status is not a JSON object");
-      return { pod: pod.name, component: pod.component, at, status };
+      const status: unknown = await response.body.json();
+      if (status === null || typeof status !== "object" || Array.isArray(status))
+        throw new Error("/status is not a JSON object");
+      return { pod: pod.name, component: pod.component, at, status: status as Record<string, unknown> };
     } catch (error) {
       this.options.logger.debug(
         { pod: pod.name, error: errorMessage(error) },

@@ -131,7 +131,7 @@ export function buildStatus(input: StatusInput): PingPongPairStatus {
   if (health) {
     const { ping, condition } = health.value;
     // Keep what status holds unless the new reading says something different: noise is not written.
-    if (pingStatusChanged(previous.ping as PingHealth["ping"], ping, health.refreshMs)) {
+    if (pingStatusChanged(previous.ping, ping, health.refreshMs)) {
       if (ping) status.ping = ping;
       else delete status.ping;
     }
