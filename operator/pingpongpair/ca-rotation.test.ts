@@ -32,8 +32,10 @@ const pinger = (trust: string[], leaf: string, pod = "demo-pinger-a"): PodObserv
   trust,
   leaf,
 });
-const trustingBoth = [ponger([newCa, "C1"], "ponger@C1"), pinger([newCa, "C1"], "pinger@C1")];
-const loadedNew = [ponger([newCa, "C1"], "ponger@NEW"), pinger([newCa, "C1"], "pinger@NEW")];
+const pingerTrustingBoth = pinger([newCa, "C1"], "pinger@C1");
+const pingerWithNewLeaf = pinger([newCa, "C1"], "pinger@NEW");
+const trustingBoth = [ponger([newCa, "C1"], "ponger@C1"), pingerTrustingBoth];
+const loadedNew = [ponger([newCa, "C1"], "ponger@NEW"), pingerWithNewLeaf];
 const trustingOld = [ponger(["C1"], "ponger@C1"), pinger(["C1"], "pinger@C1")];
 
 function input(overrides: Partial<CaRotationInput> = {}): CaRotationInput {
@@ -120,7 +122,7 @@ describe("CA rotation", () => {
         stored: inStep("TrustBoth", 300),
         pods: [
           { pod: "demo-ponger-a", component: "ponger", error: "connect ECONNREFUSED" },
-          trustingBoth[1]!,
+          pingerTrustingBoth,
         ],
         running: 2,
       }),
@@ -151,7 +153,7 @@ describe("CA rotation", () => {
       given: input({
         stored: inStep("IssueLeaves", 300),
         leaves: leavesOfNew,
-        pods: [ponger([newCa, "C1"], "ponger@C1"), loadedNew[1]!],
+        pods: [ponger([newCa, "C1"], "ponger@C1"), pingerWithNewLeaf],
         running: 2,
       }),
       phase: "IssueLeaves",

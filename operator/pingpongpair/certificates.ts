@@ -1,18 +1,15 @@
 /**
  * A pair's certificates: decide with the PKI policies what to keep and what to issue, mint what is
- * needed, and build the three Secrets. CA rotation keeps trust overlapping so no ping fails:
- *   TrustBoth   every ca.crt holds the old and the new CA; leaves stay as they are (old CA);
- *   IssueLeaves leaves are re-issued from the new CA; ca.crt still holds both;
- *   (done)      the old CA is dropped from ca.crt.
- * Each phase lasts at least `rotationStepMs`, time for the kubelet to update the mounted volumes.
- * A lost or corrupted CA Secret is rotated the same way, carrying over the old CA certificate from
- * the leaf Secrets' ca.crt. Everything here is decided from its inputs; the caller does the I/O.
+ * needed, and build the three Secrets. A CA rotation keeps trust overlapping so no ping fails; its
+ * steps (ca-rotation.ts) advance when the pods report the new material loaded. A lost or corrupted
+ * CA Secret is rotated the same way, carrying over the old CA certificate from the leaf Secrets'
+ * ca.crt. Everything here is decided from its inputs; the caller does the I/O.
  */
 import type { V1Secret } from "@kubernetes/client-node";
 import type { ResolvedSpec } from "../api/spec.ts";
 import type { CertificateStatus, PingPongPair } from "../api/types.ts";
 import { parseTrustBundle } from "../pki/bundle.ts";
-import type { CertificateInfo } from "../pki/inspect.ts";
+import { type CertificateInfo, inspectCertificate, isSignedBy } from "../pki/inspect.ts";
 import type { IssuedCertificate } from "../pki/mint.ts";
 import type { CertificateMinter } from "../pki/minter.ts";
 import {
@@ -23,9 +20,13 @@ import {
   type ReissueReason,
   renewalTimeOf,
 } from "../pki/policy.ts";
+import {
+  type CaRotationPhase,
+  decideCaRotation,
+  type PodObservation,
+  podsWithoutLeaves,
+} from "./ca-rotation.ts";
 import { annotations, childNames, labels, ownerReference, pongerDnsNames } from "./names.ts";
-
-export type CaRotationPhase = "TrustBoth" | "IssueLeaves";
 export type CertificateRole = "ca" | "ponger" | "pinger";
 
 export interface StoredSecrets {
@@ -49,7 +50,19 @@ export interface CertificatesResult {
     readonly ca: CertificateStatus;
     readonly certificates: { ponger: CertificateStatus; pinger: CertificateStatus; expires: string };
   };
-  readonly caRotation: { readonly phase: CaRotationPhase; readonly since: Date } | undefined;
+  readonly caRotation:
+    | {
+        readonly phase: CaRotationPhase;
+        readonly since: Date;
+        readonly waitingFor: readonly string[];
+        readonly overdue: boolean;
+        readonly basis: "pods" | "time";
+      }
+    | undefined;
+  /** The CA rotation started, advanced or finished in this reconcile. */
+  readonly caRotationAdvanced: boolean;
+  /** Running pods that have not loaded the leaf certificate their role has now. */
+  readonly leavesLoading: readonly string[];
   /** When to look again: the earliest renewal or the end of the current rotation phase. */
   readonly nextCheck: Date;
 }
@@ -60,8 +73,14 @@ export interface CertificatesInput {
   readonly stored: StoredSecrets;
   readonly minter: CertificateMinter;
   readonly now: Date;
+  /** The least time a CA rotation step lasts. */
   readonly rotationStepMs: number;
+  /** What the pair's running pods report having loaded, and how many run. */
+  readonly pods?: { readonly observations: readonly PodObservation[]; readonly running: number };
 }
+
+/** A CA rotation waits this many steps for lagging pods before it says they lag. */
+export const rotationMaxWaitSteps = 5;
 
 export function secretText(secret: V1Secret | undefined, key: string): string | undefined {
   const value = secret?.data?.[key];
@@ -95,6 +114,39 @@ function trustedBefore(stored: StoredSecrets, now: Date): string[] {
   return [...pems.values()];
 }
 
+function fingerprintOf(pem: string): string | undefined {
+  try {
+    return inspectCertificate(pem).sha256Fingerprint;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CA certificates in a PEM bundle that parse and have not expired; anything else is dropped. */
+function validCas(text: string | undefined, now: Date): string[] {
+  try {
+    return parseTrustBundle(text ?? "")
+      .filter((entry) => entry.info.isCA && entry.info.notAfter > now)
+      .map((entry) => entry.pem);
+  } catch {
+    return [];
+  }
+}
+
+/** The leaf a Secret holds: its fingerprint, and whether `caPem` signed it. */
+function leafInSecret(
+  secret: V1Secret | undefined,
+  caPem: string,
+): { fingerprint: string; fromCurrentCa: boolean } | undefined {
+  const pem = secretText(secret, "tls.crt");
+  if (pem === undefined) return undefined;
+  try {
+    return { fingerprint: inspectCertificate(pem).sha256Fingerprint, fromCurrentCa: isSignedBy(pem, caPem) };
+  } catch {
+    return undefined;
+  }
+}
+
 function keepOrThrow(decision: Decision): Extract<Decision, { action: "keep" }> {
   if (decision.action !== "keep") throw new Error(`expected a kept certificate, got ${decision.reason}`);
   return decision;
@@ -123,30 +175,17 @@ export async function reconcileCertificates(input: CertificatesInput): Promise<C
   const caDecision = decideCertificateAuthority({ spec: caSpec, stored: storedCa, now });
   let ca: IssuedCertificate;
   let caInfo: CertificateInfo;
-  let previous: string[];
-  let phase: CaRotationPhase | undefined;
-  let since: Date;
+  let replaced: { carryOver: string[] } | undefined;
   if (caDecision.action === "keep") {
     ca = { certificatePem: storedCa.certificatePem ?? "", privateKeyPem: storedCa.privateKeyPem ?? "" };
     caInfo = caDecision.certificate;
-    previous = (() => {
-      try {
-        return parseTrustBundle(secretText(stored.ca, "previous.crt") ?? "").map((e) => e.pem);
-      } catch {
-        return [];
-      }
-    })();
-    const storedPhase = stored.ca?.metadata?.annotations?.[annotations.caRotationPhase];
-    phase = storedPhase === "TrustBoth" || storedPhase === "IssueLeaves" ? storedPhase : undefined;
-    since = new Date(stored.ca?.metadata?.annotations?.[annotations.caRotationSince] ?? now.toISOString());
-    if (phase === undefined) previous = [];
   } else {
     // The trust to keep during the overlap: the old CA if it still parses, else what the leaves trust.
     const oldCa =
       caDecision.reason === "Missing" || caDecision.reason === "Unparsable"
         ? undefined
         : storedCa.certificatePem;
-    previous = oldCa ? [oldCa] : trustedBefore(stored, now);
+    replaced = { carryOver: oldCa ? [oldCa] : trustedBefore(stored, now) };
     ca = await minter.createCertificateAuthority(
       { commonName: caSpec.commonName, keySize: caSpec.keySize, durationMs: caSpec.durationMs },
       now,
@@ -154,8 +193,6 @@ export async function reconcileCertificates(input: CertificatesInput): Promise<C
     caInfo = keepOrThrow(
       decideCertificateAuthority({ spec: caSpec, stored: { ...ca, rotateToken: caSpec.rotateToken }, now }),
     ).certificate;
-    phase = previous.length > 0 ? "TrustBoth" : undefined;
-    since = now;
     issued.push({
       role: "ca",
       reason: caDecision.reason,
@@ -164,16 +201,35 @@ export async function reconcileCertificates(input: CertificatesInput): Promise<C
     });
   }
 
-  // Advance the rotation once the current phase has lasted long enough.
-  if (phase !== undefined && now.getTime() - since.getTime() >= rotationStepMs) {
-    if (phase === "TrustBoth") {
-      phase = "IssueLeaves";
-    } else {
-      phase = undefined;
-      previous = [];
-    }
-    since = now;
-  }
+  // The CA rotation: what the Secrets hold, what the pods have loaded, the time.
+  const storedLeaves = {
+    ponger: leafInSecret(stored.ponger, ca.certificatePem),
+    pinger: leafInSecret(stored.pinger, ca.certificatePem),
+  };
+  const observations = input.pods?.observations ?? [];
+  const rotation = decideCaRotation({
+    now,
+    minDwellMs: rotationStepMs,
+    maxWaitMs: rotationMaxWaitSteps * rotationStepMs,
+    stored: {
+      phase: stored.ca?.metadata?.annotations?.[annotations.caRotationPhase],
+      since: stored.ca?.metadata?.annotations?.[annotations.caRotationSince],
+      previous: validCas(secretText(stored.ca, "previous.crt"), now).filter(
+        (pem) => fingerprintOf(pem) !== caInfo.sha256Fingerprint,
+      ),
+    },
+    replaced: replaced && {
+      carryOver: replaced.carryOver.filter((pem) => fingerprintOf(pem) !== caInfo.sha256Fingerprint),
+    },
+    caFingerprint: caInfo.sha256Fingerprint,
+    leaves: storedLeaves,
+    pods: observations,
+    running: input.pods?.running ?? 0,
+    mutualTls: spec.tls.mode === "MutualTLS",
+  });
+  const phase = rotation.phase;
+  const since = rotation.since;
+  const previous = [...rotation.previous];
   const bundle = [ca.certificatePem, ...previous].join("");
 
   // --- The leaves -----------------------------------------------------------------------------
@@ -212,16 +268,15 @@ export async function reconcileCertificates(input: CertificatesInput): Promise<C
         stored: storedLeaf,
         now,
       });
-      // While both CAs are trusted, a leaf of the old CA stays until the IssueLeaves phase.
-      const oldCa = previous[0];
-      if (
-        decision.action === "reissue" &&
-        decision.reason === "NotSignedByCA" &&
-        phase === "TrustBoth" &&
-        oldCa
-      ) {
-        const underOld = decideLeaf({ spec: leafSpec, caCertificatePem: oldCa, stored: storedLeaf, now });
-        if (underOld.action === "keep") decision = underOld;
+      // While the CAs are trusted together, a leaf of any of the old ones stays until IssueLeaves.
+      if (decision.action === "reissue" && decision.reason === "NotSignedByCA" && phase === "TrustBoth") {
+        for (const oldCa of previous) {
+          const underOld = decideLeaf({ spec: leafSpec, caCertificatePem: oldCa, stored: storedLeaf, now });
+          if (underOld.action === "keep") {
+            decision = underOld;
+            break;
+          }
+        }
       }
       if (decision.action === "keep") {
         return {
@@ -299,12 +354,11 @@ export async function reconcileCertificates(input: CertificatesInput): Promise<C
   const [ponger, pinger] = leaves;
   if (!ponger || !pinger) throw new Error("both leaves must be decided");
   const caRenewal = renewalTimeOf(caInfo, caSpec.renewBeforeMs);
-  const checks = [
-    caRenewal,
-    ponger.renewal,
-    pinger.renewal,
-    ...(phase ? [new Date(since.getTime() + rotationStepMs)] : []),
-  ];
+  const checks = [caRenewal, ponger.renewal, pinger.renewal, ...(phase ? [rotation.nextCheck] : [])];
+  const leavesNow = {
+    ponger: { fingerprint: ponger.info.sha256Fingerprint, fromCurrentCa: true },
+    pinger: { fingerprint: pinger.info.sha256Fingerprint, fromCurrentCa: true },
+  };
   return {
     secrets: [caSecret, ...leafSecrets],
     issued,
@@ -318,7 +372,16 @@ export async function reconcileCertificates(input: CertificatesInput): Promise<C
         ).toISOString(),
       },
     },
-    caRotation: phase ? { phase, since } : undefined,
+    caRotation: phase
+      ? { phase, since, waitingFor: rotation.waitingFor, overdue: rotation.overdue, basis: rotation.basis }
+      : undefined,
+    caRotationAdvanced: rotation.advanced,
+    // Pods that could not be read are not counted as loading: nothing is known of them.
+    leavesLoading: podsWithoutLeaves(
+      observations.filter((o) => o.error === undefined),
+      leavesNow,
+      spec.tls.mode === "MutualTLS",
+    ),
     nextCheck: new Date(Math.min(...checks.map((d) => d.getTime()))),
   };
 }

@@ -25,7 +25,8 @@ import { reconcileCertificates } from "./certificates.ts";
 import { desiredWorkloadChildren } from "./children.ts";
 import { childNames } from "./names.ts";
 import { type PingerReading, type PingerReport, pingHealth } from "../health/ping-health.ts";
-import type { PairReadings, PodReading } from "../health/pod-status-reader.ts";
+import { loadedTls, type PairReadings, type PodReading } from "../health/pod-status-reader.ts";
+import type { PodObservation } from "./ca-rotation.ts";
 import { buildStatus, type Problem } from "./status.ts";
 
 /** A child exists under our name but belongs to someone else: we will not overwrite it. */
@@ -72,6 +73,19 @@ export function containsAll(live: unknown, desired: unknown): boolean {
 }
 
 const minimumRequeueMs = 1_000;
+
+/** What a pod reported having loaded, as the CA rotation needs it. */
+function observation(reading: PodReading): PodObservation {
+  const base = { pod: reading.pod, component: reading.component };
+  if (reading.error !== undefined) return { ...base, error: reading.error };
+  const tls = loadedTls(reading);
+  if (!tls) return { ...base, error: "its /status reports no TLS material" };
+  return {
+    ...base,
+    trust: tls.trustBundle.map((c) => c.sha256Fingerprint),
+    leaf: tls.certificate?.sha256Fingerprint,
+  };
+}
 
 /** A pinger pod's reading as health needs it; a /status without a ping window is an error. */
 function pingerReading(reading: PodReading): PingerReading {
@@ -138,6 +152,26 @@ export function createReconciler(context: ReconcilerContext): (key: string) => P
     if (!alreadyReported) recorder.record(pair, "Warning", problem.reason, problem.message);
   }
 
+  /** An Event for each CA rotation step, and one when a step waits past its deadline. */
+  function recordRotation(pair: PingPongPair, status: PingPongPairStatus, advanced: boolean): void {
+    const before = pair.status?.conditions?.find((c) => c.type === conditionTypes.certificatesReady);
+    const after = status.conditions?.find((c) => c.type === conditionTypes.certificatesReady);
+    if (!after) return;
+    if (after.reason === "RotationStuck" && before?.reason !== "RotationStuck") {
+      recorder.record(pair, "Warning", "RotationStuck", after.message);
+    } else if (
+      advanced &&
+      (after.reason === "RotatingCA" || before?.reason === "RotatingCA" || before?.reason === "RotationStuck")
+    ) {
+      recorder.record(
+        pair,
+        "Normal",
+        after.reason === "RotatingCA" ? "CARotationStep" : "CARotationDone",
+        after.message,
+      );
+    }
+  }
+
   /** One Event when PingHealthy changes status, none for each read. */
   function recordHealthTransition(pair: PingPongPair, status: PingPongPairStatus): void {
     const before = pair.status?.conditions?.find((c) => c.type === conditionTypes.pingHealthy);
@@ -177,6 +211,7 @@ export function createReconciler(context: ReconcilerContext): (key: string) => P
     const secret = (n: string) => child("Secret", namespace, n);
     try {
       const started = now();
+      const readings = context.readings(namespace, name);
       const certificates = await reconcileCertificates({
         pair,
         spec,
@@ -188,6 +223,10 @@ export function createReconciler(context: ReconcilerContext): (key: string) => P
         minter,
         now: started,
         rotationStepMs: context.rotationStepMs,
+        pods: {
+          observations: readings.pods.map(observation),
+          running: readings.running.ponger + readings.running.pinger,
+        },
       });
       for (const desired of certificates.secrets) await ensure(pair, desired);
       for (const issued of certificates.issued) {
@@ -210,7 +249,6 @@ export function createReconciler(context: ReconcilerContext): (key: string) => P
         await remove("NetworkPolicy", namespace, names.pinger);
       }
 
-      const readings = context.readings(namespace, name);
       const health = pingHealth({
         readings: readings.pods.filter((r) => r.component === "pinger").map(pingerReading),
         runningPingers: readings.running.pinger,
@@ -232,6 +270,7 @@ export function createReconciler(context: ReconcilerContext): (key: string) => P
       });
       await writeStatus(pair, status);
       recordHealthTransition(pair, status);
+      recordRotation(pair, status, certificates.caRotationAdvanced);
       return {
         requeueAfterMs: Math.max(minimumRequeueMs, certificates.nextCheck.getTime() - now().getTime()),
       };

@@ -75,6 +75,44 @@ function availability(
   };
 }
 
+const steps = {
+  TrustBoth: "step 1 of 3: every pod is to trust the old and the new CA",
+  IssueLeaves:
+    "step 2 of 3: leaves re-issued from the new CA; the old CA is dropped once every pod has loaded them",
+} as const;
+
+function listed(pods: readonly string[]): string {
+  return pods.length <= 5 ? pods.join(", ") : `${pods.slice(0, 5).join(", ")} and ${pods.length - 5} more`;
+}
+
+/** CertificatesReady's reason and message: a rotation's step and who it waits for, or the leaves' state. */
+export function certificatesCondition(certificates: CertificatesResult): { reason: string; message: string } {
+  const rotation = certificates.caRotation;
+  if (rotation) {
+    const base = `CA rotation ${steps[rotation.phase]} (since ${rotation.since.toISOString()})`;
+    if (rotation.basis === "time")
+      return {
+        reason: "RotatingCA",
+        message: `${base}; no pod to ask, so each step lasts the rotation step`,
+      };
+    if (rotation.waitingFor.length === 0) return { reason: "RotatingCA", message: base };
+    return {
+      reason: rotation.overdue ? "RotationStuck" : "RotatingCA",
+      message: `${base}; waiting for ${listed(rotation.waitingFor)}`,
+    };
+  }
+  if (certificates.leavesLoading.length > 0) {
+    return {
+      reason: "Loading",
+      message: `leaf certificates issued; waiting for ${listed(certificates.leavesLoading)}`,
+    };
+  }
+  return {
+    reason: "Issued",
+    message: `CA and leaf certificates are valid and loaded by every running pod; next renewal at ${certificates.nextCheck.toISOString()}`,
+  };
+}
+
 export function buildStatus(input: StatusInput): PingPongPairStatus {
   const { pair, now, spec, certificates, deployments, problem, health } = input;
   const previous = pair.status ?? {};
@@ -91,15 +129,8 @@ export function buildStatus(input: StatusInput): PingPongPairStatus {
   const status: PingPongPairStatus = { ...previous, observedGeneration: generation };
 
   if (certificates) {
-    const rotation = certificates.caRotation;
-    set(
-      conditionTypes.certificatesReady,
-      "True",
-      rotation ? "RotatingCA" : "Issued",
-      rotation
-        ? `CA rotation in progress: ${rotation.phase === "TrustBoth" ? "step 1 of 3, every workload trusts the old and the new CA" : "step 2 of 3, leaves re-issued from the new CA; the old CA is dropped next"} (since ${rotation.since.toISOString()})`
-        : `CA and leaf certificates are valid; next renewal at ${certificates.nextCheck.toISOString()}`,
-    );
+    const { reason, message } = certificatesCondition(certificates);
+    set(conditionTypes.certificatesReady, "True", reason, message);
     status.ca = certificates.status.ca;
     status.certificates = certificates.status.certificates;
   }
