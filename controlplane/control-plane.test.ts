@@ -188,6 +188,9 @@ describe("finding binaries", () => {
     await mkdir(join(assets, "elsewhere"));
     await symlink(own.kubectl, join(assets, "elsewhere", "my-kubectl"));
     const found = findBinaries({
+      // Where the cache is stays as it is; only the envtest variables are under test.
+      PINGPONG_CACHE_DIR: process.env.PINGPONG_CACHE_DIR,
+      XDG_CACHE_HOME: process.env.XDG_CACHE_HOME,
       PATH: "",
       KUBEBUILDER_ASSETS: assets,
       TEST_ASSET_KUBECTL: join(assets, "elsewhere", "my-kubectl"),

@@ -45,6 +45,7 @@ export class StandIns {
   private readonly written: { ponger?: string; pinger?: string } = {};
   private dir = "";
   private syncing: NodeJS.Timeout | undefined;
+  private paused = false;
   private readonly admin: KubeClient;
   private readonly pair: PingPongPair;
 
@@ -81,8 +82,18 @@ export class StandIns {
     return { ponger: files(ponger), pinger: files(pinger) };
   }
 
+  /** Stops copying Secret changes to the volumes, as a kubelet that lags would. */
+  pauseSync(): void {
+    this.paused = true;
+  }
+
+  resumeSync(): void {
+    this.paused = false;
+  }
+
   /** Copies changed Secrets into the volumes, kubelet-style. */
   private async sync(): Promise<void> {
+    if (this.paused) return;
     const current = await this.secrets();
     for (const role of ["ponger", "pinger"] as const) {
       const data = current[role];
