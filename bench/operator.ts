@@ -25,7 +25,7 @@ import { CliProcess } from "../workloads/testing/processes.ts";
 import { metricValue } from "../workloads/testing/tls-client.ts";
 import { report, summarize } from "./report.ts";
 
-const distCli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+export const distCli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const namespace = "bench";
 
 /** Resolves, for each pair name, the moment its status first shows CertificatesReady=True. */
@@ -61,16 +61,16 @@ class ReadyWatch {
   }
 }
 
-async function metrics(url: string): Promise<string> {
+export async function metrics(url: string): Promise<string> {
   return (await fetch(`${url}/metrics`)).text();
 }
 
 /** Writes to anything but the leader Lease. */
-function writesPattern(): RegExp {
+export function writesPattern(): RegExp {
   return /^pingpong_operator_api_requests_total\{verb="(?:create|apply|patch|update|delete)",resource="(?!leases)[^"]+"[^}]*\} (\d+)/gm;
 }
 
-function sum(text: string, pattern: RegExp): number {
+export function sum(text: string, pattern: RegExp): number {
   return [...text.matchAll(pattern)].reduce((n, m) => n + Number(m[1]), 0);
 }
 
@@ -97,7 +97,7 @@ async function deploymentsCaughtUp(
 }
 
 /** The operator runs with the NODE_OPTIONS of the Deployment that ships (config/manager). */
-function managerNodeOptions(): string {
+export function managerNodeOptions(): string {
   const [deployment] = objectsIn(join(projectRoot(), "config", "manager", "manager.yaml")) as V1Deployment[];
   const env = deployment?.spec?.template.spec?.containers[0]?.env ?? [];
   return env.find((e) => e.name === "NODE_OPTIONS")?.value ?? "";

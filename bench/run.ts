@@ -3,6 +3,7 @@
  * measurement. Targets are in ../../shared/DESIGN.md; benchmarks measure, they do not fail.
  */
 import { benchControlPlane } from "./controlplane.ts";
+import { benchHealth } from "./health.ts";
 import { benchNode } from "./node.ts";
 import { benchOperator } from "./operator.ts";
 import { benchPki } from "./pki.ts";
@@ -13,6 +14,7 @@ const benches: Record<string, () => Promise<void>> = {
   controlplane: benchControlPlane,
   node: benchNode,
   operator: benchOperator,
+  health: benchHealth,
   workloads: benchWorkloads,
 };
 

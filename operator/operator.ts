@@ -11,7 +11,7 @@ import type { PingPongPair } from "./api/types.ts";
 import { kind as pairKind } from "./api/types.ts";
 import { InvalidSpecError } from "./api/spec.ts";
 import { childSelector } from "./pingpongpair/names.ts";
-import { ChildConflictError, createReconciler } from "./pingpongpair/reconcile.ts";
+import { ChildConflictError, createReconciler, pingRefreshMs } from "./pingpongpair/reconcile.ts";
 import { PodStatusReader, slimPod } from "./health/pod-status-reader.ts";
 import { WorkerPoolMinter } from "./pki/minter.ts";
 import type { ClusterConnection } from "./runtime/cluster-connection.ts";
@@ -154,6 +154,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     intervalMs: healthIntervalMs,
     pods: () => podInformers.flatMap((i) => i.list()),
     onChange: (key) => controller.queue.add(key),
+    refreshMs: pingRefreshMs(healthIntervalMs),
     logger,
   });
 

@@ -201,12 +201,13 @@ describe("whether a new reading is worth a status write", () => {
     ).toBe(false);
   });
 
-  it("for a failure, a new ponger pod, a P99 that moved, a last pong a minute newer", () => {
+  it("for a failure, a new ponger pod, a P99 that doubled or halved, a last pong a refresh newer", () => {
     expect(pingStatusChanged(base, next({ failures: { timeout: 1 } }), 60_000)).toBe(true);
     expect(pingStatusChanged(base, next({ pongs: { "demo-ponger-a": 1, "demo-ponger-b": 1 } }), 60_000)).toBe(
       true,
     );
-    expect(pingStatusChanged(base, next({ p99: 30 }), 60_000)).toBe(true);
+    expect(pingStatusChanged(base, next({ p99: 6.9 }), 60_000)).toBe(true);
+    expect(pingStatusChanged(next({ p99: 12 }), next({ p99: 5.9 }), 60_000)).toBe(true);
     const later = next({}, new Date(now.getTime() + 60_000));
     if (later) later.lastPongTime = new Date(now.getTime() + 59_000).toISOString();
     expect(pingStatusChanged(base, later, 60_000)).toBe(true);

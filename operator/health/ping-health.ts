@@ -264,9 +264,9 @@ export function pingHealth(input: PingHealthInput): PingHealth {
 
 /**
  * Whether `next` differs from what status holds enough to be written: health changed (a failure in
- * the window, the success percentage, the set of ponger pods), P99 moved by more than a quarter, or
- * the last pong is `refreshMs` newer. Noise (one more ping sent, a P99 a little off, counts that only
- * grow) is not written.
+ * the window, the success percentage, the set of ponger pods), P99 doubled or halved, or the last
+ * pong is `refreshMs` newer. Noise (one more ping sent, a P99 that wobbles, counts that only grow)
+ * is not written.
  */
 export function pingStatusChanged(
   previous: PingPongPairStatus["ping"],

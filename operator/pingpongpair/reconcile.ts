@@ -74,6 +74,14 @@ export function containsAll(live: unknown, desired: unknown): boolean {
 
 const minimumRequeueMs = 1_000;
 
+/**
+ * How often status.ping is rewritten when nothing in it changed but its last pong: every 5 minutes
+ * (PingHealthy, not lastPongTime, is what turns False within 30 s of the last pong).
+ */
+export function pingRefreshMs(healthIntervalMs: number): number {
+  return Math.max(300_000, 6 * healthIntervalMs);
+}
+
 /** What a pod reported having loaded, as the CA rotation needs it. */
 function observation(reading: PodReading): PodObservation {
   const base = { pod: reading.pod, component: reading.component };
@@ -266,7 +274,7 @@ export function createReconciler(context: ReconcilerContext): (key: string) => P
           ponger: child("Deployment", namespace, names.ponger),
           pinger: child("Deployment", namespace, names.pinger),
         },
-        health: { value: health, refreshMs: Math.max(60_000, 6 * context.healthIntervalMs) },
+        health: { value: health, refreshMs: pingRefreshMs(context.healthIntervalMs) },
       });
       await writeStatus(pair, status);
       recordHealthTransition(pair, status);
