@@ -7,21 +7,20 @@
  * reads, aggregation and writes. Reported: operator CPU and API writes per minute once healthy.
  */
 import { createServer } from "node:http";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import { ControlPlane } from "../controlplane/control-plane.ts";
-import { freePort } from "../lib/ports.ts";
 import type { PingPongPair } from "../operator/api/types.ts";
-import { installOperator, operatorServiceAccount } from "../operator/install.ts";
+import { installOperator } from "../operator/install.ts";
 import { labels } from "../operator/pingpongpair/names.ts";
 import { connectionFromKubeconfig } from "../operator/runtime/cluster-connection.ts";
 import { KubeClient } from "../operator/runtime/kube-client.ts";
 import { resources } from "../operator/runtime/resources.ts";
-import { CliProcess } from "../workloads/testing/processes.ts";
+import type { CliProcess } from "../workloads/testing/processes.ts";
 import { metricValue } from "../workloads/testing/tls-client.ts";
-import { distCli, managerNodeOptions, metrics, sum, writesPattern } from "./operator.ts";
+import { metrics, startOperatorProcess, sum, writesPattern } from "./operator.ts";
 import { report } from "./report.ts";
 
 const namespace = "bench-health";
@@ -103,36 +102,14 @@ export async function benchHealth(): Promise<void> {
       kind: "ServiceAccount",
       metadata: { name: "default", namespace },
     });
-    await writeFile(
-      join(dir, "kubeconfig"),
-      await plane.serviceAccountKubeconfig("pingpong-system", operatorServiceAccount, 7200),
-    );
-    const port = await freePort();
-    operator = new CliProcess(
-      [
-        "operator",
-        "--kubeconfig",
-        join(dir, "kubeconfig"),
-        "--metrics-address",
-        "127.0.0.1",
-        "--metrics-port",
-        String(port),
-        "--namespace",
-        "pingpong-system",
-        "--leader-elect",
-        "false",
-        "--health-interval",
-        "10s",
-      ],
-      { LOG_LEVEL: "warn", NODE_OPTIONS: managerNodeOptions() },
-      distCli,
-    );
-    const url = `http://127.0.0.1:${port}`;
-    await waitFor(
-      "the operator to be ready",
-      async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200,
-      60_000,
-    );
+    const started = await startOperatorProcess(plane, dir, [
+      "--leader-elect",
+      "false",
+      "--health-interval",
+      "10s",
+    ]);
+    operator = started.process;
+    const url = started.url;
 
     const names = Array.from({ length: pairs }, (_, i) => `h${i}`);
     await inBatches(names, 50, (name) =>

@@ -103,6 +103,52 @@ export function managerNodeOptions(): string {
   return env.find((e) => e.name === "NODE_OPTIONS")?.value ?? "";
 }
 
+/**
+ * The operator as it ships: its own process from dist/, as its ServiceAccount (config/rbac),
+ * logging warnings only. Resolves once it answers /readyz.
+ */
+export async function startOperatorProcess(
+  plane: ControlPlane,
+  dir: string,
+  args: readonly string[],
+  nodeOptions = managerNodeOptions(),
+): Promise<{ process: CliProcess; url: string }> {
+  await writeFile(
+    join(dir, "kubeconfig"),
+    await plane.serviceAccountKubeconfig("pingpong-system", operatorServiceAccount, 7200),
+  );
+  const port = await freePort();
+  const operator = new CliProcess(
+    [
+      "operator",
+      "--kubeconfig",
+      join(dir, "kubeconfig"),
+      "--metrics-address",
+      "127.0.0.1",
+      "--metrics-port",
+      String(port),
+      "--namespace",
+      "pingpong-system",
+      ...args,
+    ],
+    { LOG_LEVEL: "warn", NODE_OPTIONS: nodeOptions },
+    distCli,
+  );
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${url}/readyz`)).status === 200) return { process: operator, url };
+    } catch {
+      // not listening yet
+    }
+    if (i > 300) {
+      await operator.stop();
+      throw new Error(`the operator did not become ready: ${operator.stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export async function benchOperator(): Promise<void> {
   const idlePairs = Number(process.env.BENCH_IDLE_PAIRS ?? 1000);
   console.log(`\n# Operator (own process, from dist/, as its ServiceAccount; ${idlePairs} idle pairs)`);
@@ -118,37 +164,9 @@ export async function benchOperator(): Promise<void> {
     clients.push(admin);
     await installOperator(admin, "pingpong-system");
     await admin.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
-    await writeFile(
-      join(dir, "kubeconfig"),
-      await plane.serviceAccountKubeconfig("pingpong-system", operatorServiceAccount, 7200),
-    );
-    const port = await freePort();
-    // What ships: the compiled CLI, logging warnings only.
-    operator = new CliProcess(
-      [
-        "operator",
-        "--kubeconfig",
-        join(dir, "kubeconfig"),
-        "--metrics-address",
-        "127.0.0.1",
-        "--metrics-port",
-        String(port),
-        "--namespace",
-        "pingpong-system",
-      ],
-      { LOG_LEVEL: "warn", NODE_OPTIONS: nodeOptions },
-      distCli,
-    );
-    const url = `http://127.0.0.1:${port}`;
-    for (let i = 0; ; i++) {
-      try {
-        if ((await fetch(`${url}/readyz`)).status === 200) break;
-      } catch {
-        // not listening yet
-      }
-      if (i > 300) throw new Error("the operator did not become ready");
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const started = await startOperatorProcess(plane, dir, [], nodeOptions);
+    operator = started.process;
+    const url = started.url;
 
     const watchClient = new KubeClient(await connectionFromKubeconfig(plane.adminKubeconfig()));
     clients.push(watchClient);

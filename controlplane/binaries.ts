@@ -38,7 +38,7 @@ export function binaryCacheDir(env: Env = process.env): string {
   return join(cacheRoot(env), "controlplane", pinnedKubernetesVersion(), "bin");
 }
 
-function executable(path: string): boolean {
+export function executable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
     return true;

@@ -3,9 +3,9 @@
  * cannot run says what is missing and how to get the API-only control plane instead: never a hang,
  * never half a cluster.
  */
-import { accessSync, constants, existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { binaryCacheDir } from "./binaries.ts";
+import { binaryCacheDir, executable } from "./binaries.ts";
 import { processAlive } from "./host.ts";
 import {
   type BridgeOwner,
@@ -33,15 +33,6 @@ export const nodeBinaryNames = ["kubelet", "kube-proxy", "kube-scheduler"] as co
 
 /** Image archives every node loads into its containerd (hack/images/build-base-images.sh). */
 export const systemImageArchives = ["pause.tar", "coredns.tar"] as const;
-
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function read(path: string): string | undefined {
   try {

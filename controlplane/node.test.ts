@@ -33,7 +33,7 @@ import { nodeName } from "./node-manifests.ts";
 import { defaultNodeNetwork as network, ownerOfBridge } from "./node-network.ts";
 import { NodeUnavailableError } from "./node-preflight.ts";
 import { CliProcess, type LogLine } from "../workloads/testing/processes.ts";
-import { hostSnapshot, type HostSnapshot } from "./testing/host-snapshot.ts";
+import { expectNothingLeftSince, hostSnapshot, type HostSnapshot } from "./testing/host-snapshot.ts";
 import { eventually, startTestControlPlane, testNamespace } from "./testing.ts";
 
 const run = promisify(execFile);
@@ -293,6 +293,8 @@ describe("a local cluster with its node", () => {
       60_000,
     );
     expect(Object.keys(status.pongsByPod)).toEqual([pongerPod.metadata?.name]);
+    const pingerStatus = await readFile(`/proc/${await containerPid(pinger)}/status`, "utf8");
+    expect(pingerStatus).toMatch(new RegExp(`^Uid:\\s+${imageUid}\\s+${imageUid}\\s`, "m"));
     // The kubelet serves logs through the API server.
     const logs = await kubectl("logs", "-n", namespace, `pod/${pinger.metadata?.name}`);
     expect(logs).toContain("Got pong");
@@ -472,16 +474,7 @@ Promise.all(targets.map((t) => new Promise((resolve) => {
     const stopping = Date.now();
     await plane.stop();
     console.log(`cluster stopped and removed in ${((Date.now() - stopping) / 1000).toFixed(1)}s`);
-    const after = await hostSnapshot();
-    expect(await processesMentioning(plane.dir)).toEqual([]);
-    expect(after.mounts.filter((m) => !before.mounts.includes(m))).toEqual([]);
-    expect(after.links.filter((l) => !before.links.includes(l))).toEqual([]);
-    expect(after.tables).toEqual(before.tables);
-    expect(after.netns).toEqual(before.netns);
-    expect(after.podCgroups).toEqual(before.podCgroups);
-    expect(after.paths).toEqual(before.paths);
-    expect(after.sysctls).toEqual(before.sysctls);
-    expect(after.shims).toBe(before.shims);
+    await expectNothingLeftSince(before, plane.dir, expect);
     expect(existsSync(plane.dir)).toBe(false);
   }, 120_000);
 });
@@ -531,15 +524,7 @@ describe("pingpong cluster up", () => {
       expect(await nodeReady()).toBe(true);
       expect(await second.stop("SIGINT")).toBe(0);
 
-      const after = await hostSnapshot();
-      expect(await processesMentioning(dir)).toEqual([]);
-      expect(after.mounts.filter((m) => !before.mounts.includes(m))).toEqual([]);
-      expect(after.links.filter((l) => !before.links.includes(l))).toEqual([]);
-      expect(after.tables).toEqual(before.tables);
-      expect(after.netns).toEqual(before.netns);
-      expect(after.podCgroups).toEqual(before.podCgroups);
-      expect(after.paths).toEqual(before.paths);
-      expect(after.shims).toBe(before.shims);
+      await expectNothingLeftSince(before, dir, expect);
       expect(existsSync(join(dir, "node"))).toBe(false);
     } finally {
       await first.stop("SIGKILL");

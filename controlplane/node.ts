@@ -28,7 +28,7 @@ import { ManagedProcess } from "./process.ts";
 import { freePort } from "../lib/ports.ts";
 
 /** Paths some components write whatever their flags say. */
-const fixedHostPaths = [
+export const fixedHostPaths = [
   "/var/lib/kubelet",
   "/var/log/containers",
   "/var/log/pods",

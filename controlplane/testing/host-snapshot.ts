@@ -6,20 +6,11 @@
 import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { host, processesMentioning } from "../host.ts";
+import { fixedHostPaths } from "../node.ts";
 import { nftTables } from "../node-network.ts";
 
-const fixedPaths = [
-  "/var/lib/kubelet",
-  "/var/log/containers",
-  "/var/log/pods",
-  "/run/containerd",
-  "/var/lib/cni",
-  "/run/netns",
-  "/etc/cni",
-  "/opt/cni",
-  "/opt/containerd",
-  "/usr/libexec/kubernetes",
-];
+// The node's own list, and where components would write if their flags were wrong.
+const fixedPaths = [...fixedHostPaths, "/opt/containerd", "/usr/libexec/kubernetes"];
 
 const sysctls = [
   "net/ipv4/ip_forward",
@@ -40,6 +31,24 @@ export interface HostSnapshot {
   readonly paths: string[];
   readonly sysctls: Record<string, string>;
   readonly shims: number;
+}
+
+/** What is on the machine now that was not in `before`, as a test asserts it: nothing. */
+export async function expectNothingLeftSince(
+  before: HostSnapshot,
+  dir: string,
+  expect: (actual: unknown) => { toEqual(expected: unknown): void },
+): Promise<void> {
+  const after = await hostSnapshot();
+  expect(await processesMentioning(dir)).toEqual([]);
+  expect(after.mounts.filter((m) => !before.mounts.includes(m))).toEqual([]);
+  expect(after.links.filter((l) => !before.links.includes(l))).toEqual([]);
+  expect(after.tables).toEqual(before.tables);
+  expect(after.netns).toEqual(before.netns);
+  expect(after.podCgroups).toEqual(before.podCgroups);
+  expect(after.paths).toEqual(before.paths);
+  expect(after.sysctls).toEqual(before.sysctls);
+  expect(after.shims).toEqual(before.shims);
 }
 
 export async function hostSnapshot(): Promise<HostSnapshot> {

@@ -6,6 +6,7 @@
  * is the median of their P50s and P99 the worst of their P99s (quantiles do not add up, and the
  * worst is what a user needs to see), and the worst pinger is named.
  */
+import type { PingWindowSnapshot } from "../../workloads/pinger/ping-window.ts";
 import type { ConditionStatus, PingPongPairStatus } from "../api/types.ts";
 
 /** status.ping as stored: any field may be missing. */
@@ -14,16 +15,9 @@ type StoredPing = NonNullable<PingPongPairStatus["ping"]>;
 /** The part of a pinger's /status that health needs (workloads/pinger/pinger.ts). */
 export interface PingerReport {
   readonly lastPongTime: string | null;
-  readonly window: {
-    readonly windowSeconds: number;
-    readonly sent: number;
-    readonly succeeded: number;
-    readonly failed: number;
-    readonly successRatio: number | null;
-    readonly latencyP50Ms: number | null;
-    readonly latencyP99Ms: number | null;
-    readonly failuresByReason?: Readonly<Record<string, number>>;
-  };
+  /** failuresByReason may be missing: pingers of earlier versions do not count it. */
+  readonly window: Omit<PingWindowSnapshot, "failuresByReason"> &
+    Partial<Pick<PingWindowSnapshot, "failuresByReason">>;
   readonly pongsByPod: Readonly<Record<string, number>>;
   readonly lastFailure: { readonly reason: string; readonly message: string } | null;
 }
