@@ -195,6 +195,13 @@ export async function benchHealth(): Promise<void> {
       `(${2 * pairs} pods every ~10 s)`,
     );
     report("operator CPU while reading health", ((cpu(after) - cpu(before)) / 60) * 100, "% of a core");
+    const reconciles = /^pingpong_operator_reconcile_total\{[^}]*\} (\d+)/gm;
+    report(
+      "reconciles per minute",
+      sum(after, reconciles) - sum(before, reconciles),
+      "/min",
+      `(${pairs} pairs)`,
+    );
     const statusWrites =
       /^pingpong_operator_api_requests_total\{verb="(?:apply|patch)",resource="pingpongpairs"[^}]*\} (\d+)/gm;
     report(

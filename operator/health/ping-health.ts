@@ -256,6 +256,14 @@ export function pingHealth(input: PingHealthInput): PingHealth {
   };
 }
 
+/** Whether a latency moved enough to tell: it appeared or went, or doubled or halved (by over 1 ms). */
+export function latencyMoved(before: number | null | undefined, after: number | null | undefined): boolean {
+  if ((before ?? undefined) === undefined || (after ?? undefined) === undefined)
+    return (before ?? undefined) !== (after ?? undefined);
+  const [b, a] = [before as number, after as number];
+  return Math.abs(a - b) > 1 && (a >= 2 * b || a <= b / 2);
+}
+
 /**
  * Whether `next` differs from what status holds enough to be written: health changed (a failure in
  * the window, the success percentage, the set of ponger pods), P99 doubled or halved, or the last

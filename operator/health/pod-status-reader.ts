@@ -12,7 +12,7 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { Agent, request } from "undici";
 import { errorMessage, type Logger } from "../../lib/logger.ts";
-import { percent } from "./ping-health.ts";
+import { latencyMoved, percent } from "./ping-health.ts";
 
 export type WorkloadComponent = "ponger" | "pinger";
 
@@ -106,37 +106,80 @@ export function loadedTls(reading: PodReading): LoadedTls | undefined {
   };
 }
 
-/** What a pair's readings mean, as a string: when it changes, the pair is reconciled. */
-export function readingsMeaning(readings: readonly PodReading[], refreshMs: number): string {
-  return JSON.stringify(
-    [...readings]
-      .sort((a, b) => a.pod.localeCompare(b.pod))
-      .map((r) => {
-        if (r.error !== undefined) return [r.pod, "unreadable"];
-        const tls = loadedTls(r);
-        const window = r.status?.window as
-          { failed?: number; sent?: number; succeeded?: number; latencyP99Ms?: number | null } | undefined;
-        const lastPong = typeof r.status?.lastPongTime === "string" ? Date.parse(r.status.lastPongTime) : 0;
-        const ratio = window?.sent ? percent((window.succeeded ?? 0) / window.sent) : "-";
-        // P99 in powers of two: it moves the status only when it doubles or halves.
-        const p99 = window?.latencyP99Ms ? Math.round(Math.log2(window.latencyP99Ms)) : null;
-        const ponged = Object.keys((r.status?.pongsByPod as Record<string, number> | undefined) ?? {}).sort();
-        return [
-          r.pod,
-          tls?.certificate?.sha256Fingerprint ?? null,
-          tls?.trustBundle.map((c) => c.sha256Fingerprint) ?? null,
-          r.component === "pinger"
-            ? [window?.failed ?? null, ratio, p99, ponged, Math.floor(lastPong / refreshMs)]
-            : null,
-        ];
-      }),
-  );
+/** What one pod's reading says, as far as the operator acts on it. */
+export interface PodMeaning {
+  readonly unreadable: boolean;
+  readonly tls: string;
+  readonly failed?: number | undefined;
+  readonly success?: string | undefined;
+  readonly p99?: number | null | undefined;
+  readonly ponged?: string | undefined;
+  readonly lastPong?: number | undefined;
+}
+
+export function podMeaning(reading: PodReading): PodMeaning {
+  if (reading.error !== undefined) return { unreadable: true, tls: "" };
+  const tls = loadedTls(reading);
+  const meaning = {
+    unreadable: false,
+    tls: JSON.stringify([
+      tls?.certificate?.sha256Fingerprint ?? null,
+      tls?.trustBundle.map((c) => c.sha256Fingerprint),
+    ]),
+  };
+  if (reading.component !== "pinger") return meaning;
+  const window = reading.status?.window as
+    { failed?: number; sent?: number; succeeded?: number; latencyP99Ms?: number | null } | undefined;
+  const lastPong =
+    typeof reading.status?.lastPongTime === "string" ? Date.parse(reading.status.lastPongTime) : 0;
+  return {
+    ...meaning,
+    failed: window?.failed,
+    success: window?.sent ? percent((window.succeeded ?? 0) / window.sent) : "-",
+    p99: window?.latencyP99Ms,
+    ponged: Object.keys((reading.status?.pongsByPod as Record<string, number> | undefined) ?? {})
+      .sort()
+      .join(","),
+    lastPong,
+  };
+}
+
+/**
+ * Whether a pair's readings say something new since `before` (what was last acted on): a pod came
+ * or went or became unreadable, loaded other certificates, a ping failed, the success percentage
+ * or the set of ponger pods changed, P99 doubled or halved, or the last pong is `refreshMs` newer.
+ * Compared with what was acted on, not with the previous read, so slow drift still counts and
+ * noise around a threshold does not.
+ */
+export function readingsChanged(
+  before: ReadonlyMap<string, PodMeaning>,
+  after: ReadonlyMap<string, PodMeaning>,
+  refreshMs: number,
+): boolean {
+  if (before.size !== after.size) return true;
+  for (const [pod, next] of after) {
+    const previous = before.get(pod);
+    if (!previous) return true;
+    if (previous.unreadable !== next.unreadable || previous.tls !== next.tls) return true;
+    if (
+      previous.failed !== next.failed ||
+      previous.success !== next.success ||
+      previous.ponged !== next.ponged
+    )
+      return true;
+    if (latencyMoved(previous.p99, next.p99)) return true;
+    if ((next.lastPong ?? 0) - (previous.lastPong ?? 0) >= refreshMs) return true;
+  }
+  return false;
 }
 
 interface PairState {
   nextReadAt: number;
-  meaning: string;
+  /** What the pair's readings said when the controller was last told. */
+  notified: Map<string, PodMeaning>;
   readings: Map<string, PodReading>;
+  /** Its running pods, as of the last tick. */
+  pods: { name: string; component: WorkloadComponent; url: string }[];
 }
 
 export class PodStatusReader {
@@ -175,17 +218,14 @@ export class PodStatusReader {
     await this.agent.close();
   }
 
-  /** The latest readings of a pair's running pods. */
+  /** The latest readings of a pair's running pods (as of the last tick: at most one tick old). */
   readingsOf(namespace: string, pair: string): PairReadings {
-    const key = `${namespace}/${pair}`;
+    const state = this.pairs.get(`${namespace}/${pair}`);
     const running = { ponger: 0, pinger: 0 };
     const pods: PodReading[] = [];
-    const state = this.pairs.get(key);
-    for (const pod of this.options.pods()) {
-      const target = podTarget(pod);
-      if (target?.pairKey !== key) continue;
-      running[target.component]++;
-      const reading = state?.readings.get(pod.metadata?.name ?? "");
+    for (const pod of state?.pods ?? []) {
+      running[pod.component]++;
+      const reading = state?.readings.get(pod.name);
       if (reading) pods.push(reading);
     }
     return { pods, running };
@@ -206,9 +246,10 @@ export class PodStatusReader {
     for (const [key, pods] of byPair) {
       let state = this.pairs.get(key);
       if (!state) {
-        state = { nextReadAt: now + random() * 1_000, meaning: "", readings: new Map() };
+        state = { nextReadAt: now + random() * 1_000, notified: new Map(), readings: new Map(), pods };
         this.pairs.set(key, state);
       }
+      state.pods = pods;
       if (state.nextReadAt > now || this.reading.has(key)) continue;
       state.nextReadAt = now + this.options.intervalMs * (0.9 + 0.2 * random());
       void this.readPair(key, state, pods);
@@ -225,9 +266,9 @@ export class PodStatusReader {
       const readings = await Promise.all(pods.map((pod) => this.limited(() => this.readPod(pod))));
       if (this.stopped) return;
       state.readings = new Map(readings.map((r) => [r.pod, r]));
-      const meaning = readingsMeaning(readings, this.options.refreshMs ?? 60_000);
-      if (meaning !== state.meaning) {
-        state.meaning = meaning;
+      const meaning = new Map(readings.map((r) => [r.pod, podMeaning(r)]));
+      if (readingsChanged(state.notified, meaning, this.options.refreshMs ?? 300_000)) {
+        state.notified = meaning;
         this.options.onChange(key);
       }
     } finally {
