@@ -1,5 +1,5 @@
 # The two commands a newcomer needs, each installing what it needs first:
-#   make demo   a local control plane, the operator and an example pair
+#   make demo   a local cluster with its node, the operator as a pod, an example pair pinging
 #   make test   every test (lint, types, unit, workloads, control plane, the node)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -9,7 +9,7 @@ NPM_STAMP := node_modules/.package-lock.json
 .PHONY: k3d-up image k3d-import deploy example watch ping k3d-down
 
 help:
-	@echo "make demo    run the operator against a local control plane with an example pair"
+	@echo "make demo    a local cluster: the operator as a pod and an example pair, Ready with live pings"
 	@echo "make test    install everything and run every test"
 	@echo "make bench   run the benchmarks"
 	@echo "On a real cluster (k3d, Docker): make k3d-up image k3d-import deploy example watch ping"
@@ -42,7 +42,9 @@ test: deps controlplane node image
 bench: deps controlplane
 	npm run bench
 
-demo: deps controlplane build
+# The cluster with its node, the image built from the Dockerfile, the operator installed from
+# config/default; where the node cannot start, the demo says why and runs without one.
+demo: deps controlplane node image build
 	node_modules/.bin/node dist/cli.js demo
 
 clean:

@@ -18,8 +18,9 @@ Commands:
   cluster up [--dir DIR] [--no-node]
                            a local single-node Kubernetes cluster (default DIR: ./.cluster); with
                            --no-node, the API-only control plane on 127.0.0.1 (pods stay Pending)
-  demo [--workloads]       the operator on a local control plane with an example pair; with
-                           --workloads, a ponger and a pinger on loopback over mutual TLS instead
+  demo [--workloads]       a local cluster with its node, the operator as a pod and an example
+                           pair pinging (API-only where the node cannot start); with --workloads,
+                           a ponger and a pinger on loopback over mutual TLS instead
 
 Every ponger and pinger config field can also be set by environment, e.g. service.tlsCertificate as
 PINGPONG_SERVICE_TLS_CERTIFICATE. Run a command with --help for its fields.
@@ -156,7 +157,7 @@ async function main(argv: string[]): Promise<void> {
       const demo = values.workloads
         ? await (await import("./workloads/local-demo.ts")).runLocalDemo(logger)
         : await (await import("./operator/demo.ts")).runOperatorDemo(logger, values.dir);
-      exitOnSignal(logger, () => demo.stop());
+      exitOnSignal(logger, () => demo.stop(), 60_000);
       return;
     }
     case undefined:
