@@ -21,6 +21,4 @@ log "buildah bud -t $image (layers cached in $images_cache)"
 # --layers reuses unchanged steps (npm ci) between builds; --pull=never: nothing comes from a registry.
 buildah bud --quiet --layers --pull=never -t "$image" "$root" >/dev/null
 export_archive "$image" "$node_images/pingpong-operator.tar"
-# Layers of earlier builds that no tag names any more.
-buildah rmi --prune >/dev/null 2>&1 || true
 log "$image ready: $(buildah inspect --type image --format '{{.FromImageID}}' "$image" | cut -c1-12), loaded by every node started from now on"
