@@ -34,12 +34,13 @@ import { defaultNodeNetwork as network, ownerOfBridge } from "./node-network.ts"
 import { NodeUnavailableError } from "./node-preflight.ts";
 import { CliProcess, type LogLine } from "../workloads/testing/processes.ts";
 import { expectNothingLeftSince, hostSnapshot, type HostSnapshot } from "./testing/host-snapshot.ts";
-import { eventually, startTestControlPlane, testNamespace } from "./testing.ts";
+import { eventually, NodeTestLock, startTestControlPlane, testNamespace } from "./testing.ts";
 
 const run = promisify(execFile);
 const image = "pingpong-operator:dev";
 const imageUid = 65532;
 
+let lock: NodeTestLock;
 let before: HostSnapshot;
 let plane: ControlPlane;
 let admin: KubeConfig;
@@ -53,15 +54,17 @@ beforeAll(async () => {
     throw new Error(
       `the project's image is not built (${nodeImagesDir()}/pingpong-operator.tar): run \`make image\``,
     );
+  lock = await NodeTestLock.acquire();
   before = await hostSnapshot();
   plane = await startTestControlPlane({ node: true, startTimeoutMs: 180_000 });
   admin = plane.adminKubeConfig();
   core = admin.makeApiClient(CoreV1Api);
   apps = admin.makeApiClient(AppsV1Api);
-}, 300_000);
+}, 20 * 60_000);
 
 afterAll(async () => {
   await plane.stop();
+  await lock.release();
 }, 120_000);
 
 async function kubectl(...args: string[]): Promise<string> {

@@ -5,12 +5,48 @@
  */
 import { errorMessage } from "../lib/logger.ts";
 import { ControlPlane, type ControlPlaneOptions } from "./control-plane.ts";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { processAlive } from "./host.ts";
 
 export async function startTestControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   try {
     return await ControlPlane.start(options);
   } catch (error) {
     throw new Error(`the test control plane could not start: ${errorMessage(error)}`, { cause: error });
+  }
+}
+
+/**
+ * The machine's one node, for one test file at a time: test files run side by side, and a node of
+ * another file would both be refused and show up in this file's "nothing left behind" checks. The
+ * lock is a folder holding its owner's pid, taken from beforeAll to afterAll; a lock whose owner has
+ * died is taken over.
+ */
+export class NodeTestLock {
+  private static readonly path = join(tmpdir(), "pingpong-node-tests.lock");
+
+  static async acquire(waitMs = 20 * 60_000): Promise<NodeTestLock> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      try {
+        await mkdir(NodeTestLock.path);
+        await writeFile(join(NodeTestLock.path, "pid"), String(process.pid));
+        return new NodeTestLock();
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      }
+      const owner = Number(await readFile(join(NodeTestLock.path, "pid"), "utf8").catch(() => "0"));
+      if (owner > 0 && !processAlive(owner)) await rm(NodeTestLock.path, { recursive: true, force: true });
+      if (Date.now() > deadline)
+        throw new Error(`another test file (pid ${owner}) held the node for over ${waitMs / 60_000} minutes`);
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+  }
+
+  async release(): Promise<void> {
+    await rm(NodeTestLock.path, { recursive: true, force: true });
   }
 }
 

@@ -1,0 +1,254 @@
+/**
+ * The product end to end on the real node, as a user meets it: `config/default` installed (the
+ * operator as a pod of the image built from the Dockerfile), the mutual-TLS example applied and
+ * Ready with live pings, scaled, its leaves and its CA rotated (also interrupted) without one failed
+ * ping or restart, and deleted with everything it made. One cluster for the file; every wait is
+ * bounded. The operator runs with shorter rotation steps and reads than it ships with (two flags
+ * added to the shipped Deployment), so that a CA rotation fits in a test.
+ */
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import type { V1Pod } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ControlPlane } from "../controlplane/control-plane.ts";
+import { eventually, NodeTestLock, startTestControlPlane, testNamespace } from "../controlplane/testing.ts";
+import { projectRoot } from "../lib/repo.ts";
+import type { PingPongPair } from "../operator/api/types.ts";
+import { parseTrustBundle } from "../operator/pki/bundle.ts";
+import { connectionFromKubeconfig } from "../operator/runtime/cluster-connection.ts";
+import { KubeClient } from "../operator/runtime/kube-client.ts";
+import { resources } from "../operator/runtime/resources.ts";
+
+const run = promisify(execFile);
+const root = projectRoot();
+let lock: NodeTestLock;
+let plane: ControlPlane;
+let admin: KubeClient;
+let namespace: string;
+
+async function kubectl(...args: string[]): Promise<string> {
+  const { stdout } = await run(plane.binaries.kubectl, ["--kubeconfig", plane.kubeconfigPath, ...args], {
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+beforeAll(async () => {
+  lock = await NodeTestLock.acquire();
+  plane = await startTestControlPlane({ node: true, startTimeoutMs: 180_000 });
+  admin = new KubeClient(await connectionFromKubeconfig(plane.adminKubeconfig()));
+  await kubectl("apply", "--server-side", "-k", join(root, "config", "default"));
+  await kubectl(
+    "-n",
+    "pingpong-system",
+    "patch",
+    "deployment",
+    "pingpong-operator",
+    "--type",
+    "json",
+    "-p",
+    JSON.stringify([
+      { op: "add", path: "/spec/template/spec/containers/0/args/-", value: "--ca-rotation-step=10s" },
+      { op: "add", path: "/spec/template/spec/containers/0/args/-", value: "--health-interval=2s" },
+    ]),
+  );
+  await kubectl(
+    "-n",
+    "pingpong-system",
+    "rollout",
+    "status",
+    "deployment/pingpong-operator",
+    "--timeout=180s",
+  );
+  namespace = testNamespace("e2e");
+  await kubectl("create", "namespace", namespace);
+  await kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted");
+}, 20 * 60_000);
+
+afterAll(async () => {
+  await admin.close();
+  await plane.stop();
+  await lock.release();
+}, 120_000);
+
+async function pair(name: string): Promise<PingPongPair | undefined> {
+  return admin.get<PingPongPair>(resources.pingPongPair, namespace, name);
+}
+
+/** Waits until `check` holds of the pair, showing its conditions when it does not in time. */
+async function pairWhere(
+  name: string,
+  what: string,
+  check: (p: PingPongPair) => boolean,
+  timeoutMs = 120_000,
+) {
+  let last: PingPongPair | undefined;
+  try {
+    return await eventually(
+      what,
+      async () => {
+        last = await pair(name);
+        return last && last.status?.observedGeneration === last.metadata?.generation && check(last)
+          ? last
+          : undefined;
+      },
+      timeoutMs,
+    );
+  } catch (error) {
+    const conditions = (last?.status?.conditions ?? []).map(
+      (c) => `${c.type}=${c.status} ${c.reason}: ${c.message}`,
+    );
+    throw new Error(`${String(error)}\n  ${conditions.join("\n  ")}`, { cause: error });
+  }
+}
+
+const condition = (p: PingPongPair, type: string) => p.status?.conditions?.find((c) => c.type === type);
+
+async function pods(name: string, component?: string): Promise<V1Pod[]> {
+  const selector = `app.kubernetes.io/instance=${name}${component ? `,app.kubernetes.io/component=${component}` : ""}`;
+  const list = await admin.list<V1Pod>(resources.pod, namespace, selector);
+  return list.items.filter((p) => p.status?.phase === "Running");
+}
+
+/** Pings sent and failed since each pinger started, summed over the pair's pinger pods. */
+async function pingerTotals(name: string): Promise<{ sent: number; failed: number }> {
+  let sent = 0;
+  let failed = 0;
+  for (const pod of await pods(name, "pinger")) {
+    const response = await fetch(`http://${pod.status?.podIP}:9090/status`, {
+      signal: AbortSignal.timeout(5_000),
+    });
+    const status = (await response.json()) as { sent: number; failed: number };
+    sent += status.sent;
+    failed += status.failed;
+  }
+  return { sent, failed };
+}
+
+async function restarts(name: string): Promise<number> {
+  return (await pods(name))
+    .flatMap((p) => p.status?.containerStatuses ?? [])
+    .reduce((n, c) => n + c.restartCount, 0);
+}
+
+async function patchTls(name: string, tls: Record<string, string>): Promise<void> {
+  await kubectl(
+    "-n",
+    namespace,
+    "patch",
+    "ppp",
+    name,
+    "--type",
+    "merge",
+    "-p",
+    JSON.stringify({ spec: { tls } }),
+  );
+}
+
+describe("a PingPongPair on the real node", () => {
+  it("becomes Ready with live pings over mutual TLS", async () => {
+    await kubectl("-n", namespace, "apply", "-f", join(root, "examples", "pingpongpair.yaml"));
+    const ready = await pairWhere(
+      "demo",
+      "demo Ready with PingHealthy",
+      (p) => condition(p, "Ready")?.status === "True",
+    );
+    expect(condition(ready, "PingHealthy")?.status).toBe("True");
+    expect(ready.status?.ping?.successRatio).toBeGreaterThanOrEqual(0.99);
+    const table = await kubectl("-n", namespace, "get", "pingpongpairs");
+    expect(table).toMatch(/^demo\s+True\s+1\/1\s+1\/1\s+100%\s+[\d.]+ms\s/m);
+  });
+
+  it("spreads pings over three pongers when scaled", async () => {
+    await kubectl("-n", namespace, "scale", "ppp", "demo", "--replicas=3");
+    const scaled = await pairWhere(
+      "demo",
+      "pongs from three ponger pods",
+      (p) => Object.keys(p.status?.ping?.pongsByPod ?? {}).length === 3,
+    );
+    const pongers = (await pods("demo", "ponger")).map((p) => p.metadata?.name).sort();
+    expect(Object.keys(scaled.status?.ping?.pongsByPod ?? {}).sort()).toEqual(pongers);
+  });
+
+  it("rotates its leaves: every pod loads them, no ping fails, no container restarts", async () => {
+    const before = await pair("demo");
+    const totals = await pingerTotals("demo");
+    await patchTls("demo", { rotate: "e2e-1" });
+    const after = await pairWhere(
+      "demo",
+      "new leaves loaded by every pod",
+      (p) =>
+        p.status?.certificates?.ponger?.serial !== before?.status?.certificates?.ponger?.serial &&
+        condition(p, "CertificatesReady")?.reason === "Issued",
+    );
+    expect(after.status?.certificates?.pinger?.serial).not.toBe(before?.status?.certificates?.pinger?.serial);
+    const now = await pingerTotals("demo");
+    expect(now.sent).toBeGreaterThan(totals.sent);
+    expect(now.failed).toBe(totals.failed);
+    expect(await restarts("demo")).toBe(0);
+  }, 180_000);
+
+  it("rotates its CA through every step, also when rotateCA changes mid-way, with no failed ping", async () => {
+    const before = await pair("demo");
+    const totals = await pingerTotals("demo");
+    await patchTls("demo", { rotateCA: "e2e-1" });
+    await pairWhere("demo", "step 1 of the CA rotation", (p) =>
+      (condition(p, "CertificatesReady")?.message ?? "").includes("step 1 of 3"),
+    );
+    await patchTls("demo", { rotateCA: "e2e-2" });
+    const done = await pairWhere(
+      "demo",
+      "the second CA rotation done",
+      (p) =>
+        p.status?.ca?.serial !== before?.status?.ca?.serial &&
+        condition(p, "CertificatesReady")?.reason === "Issued",
+      240_000,
+    );
+    const secret = await kubectl(
+      "-n",
+      namespace,
+      "get",
+      "secret",
+      "demo-pinger-tls",
+      "-o",
+      "jsonpath={.data.ca\\.crt}",
+    );
+    const bundle = parseTrustBundle(Buffer.from(secret, "base64").toString());
+    expect(bundle.map((e) => e.info.sha256Fingerprint)).toEqual([done.status?.ca?.sha256Fingerprint]);
+    const events = await kubectl(
+      "-n",
+      namespace,
+      "get",
+      "events",
+      "--field-selector",
+      "involvedObject.name=demo",
+    );
+    expect(events).toContain("CARotationStep");
+    expect(events).toContain("CARotationDone");
+    const now = await pingerTotals("demo");
+    expect(now.failed).toBe(totals.failed);
+    expect(await restarts("demo")).toBe(0);
+  }, 300_000);
+
+  it("takes every child and pod with it when deleted", async () => {
+    await kubectl("-n", namespace, "delete", "ppp", "demo", "--wait=true", "--timeout=60s");
+    await eventually(
+      "the pair's children and pods to be gone",
+      async () => {
+        const left = await kubectl(
+          "-n",
+          namespace,
+          "get",
+          "deployments,services,secrets,configmaps,pods",
+          "-l",
+          "app.kubernetes.io/instance=demo",
+          "-o",
+          "name",
+        );
+        return left.trim() === "" ? true : undefined;
+      },
+      120_000,
+    );
+  }, 150_000);
+});
