@@ -6,7 +6,7 @@
  * bounded. The operator runs with shorter rotation steps and reads than it ships with (two flags
  * added to the shipped Deployment), so that a CA rotation fits in a test.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { V1Pod } from "@kubernetes/client-node";
@@ -16,6 +16,8 @@ import { eventually, NodeTestLock, startTestControlPlane, testNamespace } from "
 import { projectRoot } from "../lib/repo.ts";
 import type { PingPongPair } from "../operator/api/types.ts";
 import { parseTrustBundle } from "../operator/pki/bundle.ts";
+import { createCertificateAuthority, issueLeafCertificate } from "../operator/pki/mint.ts";
+import { fetchOnce } from "../workloads/testing/tls-client.ts";
 import { connectionFromKubeconfig } from "../operator/runtime/cluster-connection.ts";
 import { KubeClient } from "../operator/runtime/kube-client.ts";
 import { resources } from "../operator/runtime/resources.ts";
@@ -169,7 +171,7 @@ describe("a PingPongPair on the real node", () => {
     );
     const pongers = (await pods("demo", "ponger")).map((p) => p.metadata?.name).sort();
     expect(Object.keys(scaled.status?.ping?.pongsByPod ?? {}).sort()).toEqual(pongers);
-  });
+  }, 150_000);
 
   it("rotates its leaves: every pod loads them, no ping fails, no container restarts", async () => {
     const before = await pair("demo");
@@ -229,6 +231,215 @@ describe("a PingPongPair on the real node", () => {
     const now = await pingerTotals("demo");
     expect(now.failed).toBe(totals.failed);
     expect(await restarts("demo")).toBe(0);
+  }, 300_000);
+
+  it("is reached from the host through kubectl port-forward over mutual TLS, and logs its pings", async () => {
+    const secret = async (key: string) =>
+      Buffer.from(
+        await kubectl(
+          "-n",
+          namespace,
+          "get",
+          "secret",
+          "demo-pinger-tls",
+          "-o",
+          `jsonpath={.data.${key.replace(".", "\\.")}}`,
+        ),
+        "base64",
+      ).toString();
+    const forward = spawn(plane.binaries.kubectl, [
+      "--kubeconfig",
+      plane.kubeconfigPath,
+      "-n",
+      namespace,
+      "port-forward",
+      "service/demo-ponger",
+      "0:8443",
+    ]);
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        forward.stdout.on("data", (chunk: Buffer) => {
+          const match = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(chunk.toString());
+          if (match) resolve(Number(match[1]));
+        });
+        forward.once("exit", (code) => reject(new Error(`kubectl port-forward exited (${code})`)));
+      });
+      const tls = { ca: await secret("ca.crt"), cert: await secret("tls.crt"), key: await secret("tls.key") };
+      const answer = await fetchOnce(`https://127.0.0.1:${port}/ping`, {
+        ...tls,
+        servername: `demo-ponger.${namespace}.svc`,
+      });
+      expect(answer).toMatchObject({ status: 200, body: "pong" });
+      expect(String(answer.headers["x-ponger-pod"])).toMatch(/^demo-ponger-/);
+    } finally {
+      forward.kill();
+    }
+    const logs = await kubectl("-n", namespace, "logs", "deploy/demo-pinger", "--tail=20");
+    expect(logs).toContain('"msg":"Sent ping"');
+    expect(logs).toContain('"msg":"Got pong"');
+  });
+
+  it("refuses, from a pod, a client without a certificate and one with another CA's; TLS-only is healthy", async () => {
+    await kubectl("-n", namespace, "apply", "-f", join(root, "examples", "tls-only.yaml"));
+    const stranger = await createCertificateAuthority({
+      commonName: "stranger-ca",
+      keySize: 2048,
+      durationMs: 3_600_000,
+    });
+    const strangerClient = await issueLeafCertificate(stranger, {
+      usage: "client",
+      commonName: "demo-pinger",
+      dnsNames: [],
+      keySize: 2048,
+      durationMs: 3_600_000,
+    });
+    // A pod of the project's image calls the mutual-TLS ponger through its Service, two wrong ways.
+    const script = `
+const https = require("node:https");
+const url = "https://demo-ponger.${namespace}.svc:8443/ping";
+const tryWith = (options) => new Promise((resolve) => {
+  const request = https.get(url, { rejectUnauthorized: false, timeout: 5000, ...options }, (response) => {
+    let body = ""; response.on("data", (d) => (body += d)); response.on("end", () => resolve("answered " + response.statusCode + " " + body));
+  });
+  request.on("error", (error) => resolve("refused: " + error.code + " " + error.message));
+  request.on("timeout", () => request.destroy(new Error("timeout")));
+});
+(async () => {
+  const results = {
+    withoutCertificate: await tryWith({}),
+    withAnotherCa: await tryWith({ cert: process.env.CERT, key: process.env.KEY }),
+  };
+  console.log(JSON.stringify(results));
+})();`;
+    await admin.create<V1Pod>({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "stranger", namespace },
+      spec: {
+        restartPolicy: "Never",
+        securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
+        containers: [
+          {
+            name: "stranger",
+            image: "pingpong-operator:dev",
+            imagePullPolicy: "Never",
+            command: ["/nodejs/bin/node", "-e", script],
+            env: [
+              { name: "CERT", value: strangerClient.certificatePem },
+              { name: "KEY", value: strangerClient.privateKeyPem },
+            ],
+            securityContext: {
+              allowPrivilegeEscalation: false,
+              readOnlyRootFilesystem: true,
+              capabilities: { drop: ["ALL"] },
+            },
+          },
+        ],
+      },
+    });
+    const logs = await eventually(
+      "the stranger pod to finish",
+      async () => {
+        const pod = await admin.get<V1Pod>(resources.pod, namespace, "stranger");
+        return pod?.status?.phase === "Succeeded" ? kubectl("-n", namespace, "logs", "stranger") : undefined;
+      },
+      60_000,
+    );
+    const results = JSON.parse(logs) as Record<string, string>;
+    expect(results.withoutCertificate).toMatch(/^refused: /);
+    expect(results.withAnotherCa).toMatch(/^refused: /);
+
+    const tlsOnly = await pairWhere(
+      "tls-only",
+      "the TLS-only pair Ready",
+      (p) => condition(p, "Ready")?.status === "True",
+    );
+    expect(condition(tlsOnly, "PingHealthy")?.status).toBe("True");
+    await kubectl("-n", namespace, "delete", "ppp", "tls-only", "--wait=false");
+  }, 180_000);
+
+  it("repairs damage: a ponger pod, a leaf Secret, the operator's pod", async () => {
+    const totals = await pingerTotals("demo");
+    const before = await pair("demo");
+
+    // A ponger pod goes: the Deployment replaces it; health dips at most briefly.
+    const [victim] = await pods("demo", "ponger");
+    await kubectl("-n", namespace, "delete", "pod", victim?.metadata?.name ?? "", "--wait=true");
+    await pairWhere(
+      "demo",
+      "Ready again with three pongers",
+      (p) => condition(p, "Ready")?.status === "True" && p.status?.ponger?.readyReplicas === 3,
+    );
+
+    // A leaf Secret goes: the operator restores it (a new leaf), the pods load it, pings flow.
+    await kubectl("-n", namespace, "delete", "secret", "demo-ponger-tls");
+    const restored = await pairWhere(
+      "demo",
+      "the ponger Secret restored and loaded",
+      (p) =>
+        p.status?.certificates?.ponger?.serial !== before?.status?.certificates?.ponger?.serial &&
+        condition(p, "CertificatesReady")?.reason === "Issued",
+    );
+    expect(condition(restored, "PingHealthy")?.status).toBe("True");
+    const afterSecret = await pingerTotals("demo");
+    expect(afterSecret.sent).toBeGreaterThan(totals.sent);
+
+    // The operator's pod is killed: a new one takes over and issues nothing.
+    const serials = (p: PingPongPair | undefined) =>
+      [
+        p?.status?.ca?.serial,
+        p?.status?.certificates?.ponger?.serial,
+        p?.status?.certificates?.pinger?.serial,
+      ].join();
+    const settled = await pair("demo");
+    const killedAt = new Date();
+    await kubectl(
+      "-n",
+      "pingpong-system",
+      "delete",
+      "pod",
+      "-l",
+      "app.kubernetes.io/name=pingpong-operator",
+      "--grace-period=0",
+      "--force",
+    );
+    await kubectl(
+      "-n",
+      "pingpong-system",
+      "rollout",
+      "status",
+      "deployment/pingpong-operator",
+      "--timeout=120s",
+    );
+    const leaderLog = await eventually(
+      "the new operator to lead",
+      async () => {
+        const logs = await kubectl("-n", "pingpong-system", "logs", "deploy/pingpong-operator");
+        return logs.includes("Operator started") ? logs : undefined;
+      },
+      120_000,
+    );
+    expect(leaderLog).toContain("Became the leader");
+    await pairWhere("demo", "Ready under the new operator", (p) => condition(p, "Ready")?.status === "True");
+    expect(serials(await pair("demo"))).toBe(serials(settled));
+    const issuedSince = JSON.parse(
+      await kubectl(
+        "-n",
+        namespace,
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=demo",
+        "-o",
+        "json",
+      ),
+    ) as { items: { reason: string; lastTimestamp?: string; eventTime?: string }[] };
+    const issuedAfterKill = issuedSince.items.filter(
+      (e) =>
+        e.reason.startsWith("Issued") &&
+        Date.parse(e.lastTimestamp ?? e.eventTime ?? "") > killedAt.getTime(),
+    );
+    expect(issuedAfterKill).toEqual([]);
   }, 300_000);
 
   it("takes every child and pod with it when deleted", async () => {

@@ -8,7 +8,7 @@ import { type Ponger, startPonger } from "../ponger/ponger.ts";
 import { KubeletVolume } from "../testing/kubelet-volume.ts";
 import { metricValue } from "../testing/tls-client.ts";
 import type { PingerConfig } from "./config.ts";
-import { type Pinger, type PingerStatus, startPinger } from "./pinger.ts";
+import { type Pinger, type PingerStatus, pingsPerConnection, startPinger } from "./pinger.ts";
 
 const logger = createLogger("pinger-test", new Writable({ write: (_c, _e, done) => done() }));
 let pki: TestPki;
@@ -154,6 +154,28 @@ describe("pinger against a ponger over mutual TLS", () => {
     const readyz = await fetch(`${p.probes.url}/readyz`);
     expect(readyz.status).toBe(503);
     expect(await readyz.text()).toMatch(/the last 3 pings failed: TLS error/);
+  });
+});
+
+describe("pinger connections", () => {
+  it("opens a new connection every few pings, so a Service can spread them over every ponger", async () => {
+    const connections: number[] = [];
+    const server = createServer((_request, response) => {
+      response.setHeader("x-ponger-pod", "ponger-a");
+      response.end("pong");
+    });
+    server.on("connection", () => connections.push(0));
+    server.on("request", () => {
+      const last = connections.length - 1;
+      connections[last] = (connections[last] ?? 0) + 1;
+    });
+    const address = await listen(server);
+    const p = await pinger(`http://${address}/ping`, undefined);
+    const status = await until(p, (s) => s.succeeded >= 3 * pingsPerConnection);
+    expect(status.failed).toBe(0);
+    // Every connection but the current one carried exactly pingsPerConnection pings.
+    expect(connections.length).toBeGreaterThanOrEqual(3);
+    expect(connections.slice(0, -1).every((pings) => pings === pingsPerConnection)).toBe(true);
   });
 });
 

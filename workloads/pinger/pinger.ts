@@ -78,12 +78,19 @@ function createStats(windowMs: number) {
   };
 }
 
+/**
+ * Pings sent over one connection before it is closed (gracefully, with `Connection: close`) and the
+ * next ping opens another. A Service balances connections, not requests: a pinger that kept one
+ * connection would ping one ponger forever, however many the pair scales to.
+ */
+export const pingsPerConnection = 10;
+
 function agentFor(material: TlsMaterial | undefined): Agent {
   const connect: { ca?: string; cert?: string; key?: string } = {};
   if (material?.trustBundlePem !== undefined) connect.ca = material.trustBundlePem;
   if (material?.certificatePem !== undefined) connect.cert = material.certificatePem;
   if (material?.privateKeyPem !== undefined) connect.key = material.privateKeyPem;
-  return new Agent({ connect });
+  return new Agent({ connect, maxRequestsPerClient: pingsPerConnection });
 }
 
 export async function startPinger(config: PingerConfig, logger: Logger): Promise<Pinger> {

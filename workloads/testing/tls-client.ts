@@ -4,6 +4,8 @@ export interface ClientTls {
   readonly ca?: string;
   readonly cert?: string;
   readonly key?: string;
+  /** The name to check the server's certificate against, when the URL names an address. */
+  readonly servername?: string;
 }
 
 /** One request on a fresh connection (no pooling between calls), so each call is a new handshake. */
