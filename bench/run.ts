@@ -3,6 +3,7 @@
  * measurement. Targets are in ../../shared/DESIGN.md; benchmarks measure, they do not fail.
  */
 import { benchControlPlane } from "./controlplane.ts";
+import { benchEndToEnd } from "./e2e.ts";
 import { benchHealth } from "./health.ts";
 import { benchNode } from "./node.ts";
 import { benchOperator } from "./operator.ts";
@@ -15,6 +16,7 @@ const benches: Record<string, () => Promise<void>> = {
   node: benchNode,
   operator: benchOperator,
   health: benchHealth,
+  e2e: benchEndToEnd,
   workloads: benchWorkloads,
 };
 

@@ -66,6 +66,8 @@ beforeAll(async () => {
   namespace = testNamespace("e2e");
   await kubectl("create", "namespace", namespace);
   await kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted");
+  // Renews five minutes after it is issued: applied first, checked last, the wait overlaps the rest.
+  await kubectl("-n", namespace, "apply", "-f", join(root, "examples", "short-lived-certs.yaml"));
 }, 20 * 60_000);
 
 afterAll(async () => {
@@ -441,6 +443,37 @@ const tryWith = (options) => new Promise((resolve) => {
     );
     expect(issuedAfterKill).toEqual([]);
   }, 300_000);
+
+  it(
+    "renews short-lived leaves by itself, with no failed ping",
+    async () => {
+      const first = await pairWhere(
+        "short-lived",
+        "short-lived Ready",
+        (p) => condition(p, "Ready")?.status === "True",
+      );
+      const totals = await pingerTotals("short-lived");
+      const renewalTime = Date.parse(first.status?.certificates?.ponger?.renewalTime ?? "");
+      expect(renewalTime - Date.now()).toBeLessThan(5 * 60_000);
+      const renewed = await pairWhere(
+        "short-lived",
+        "renewed leaves loaded by every pod",
+        (p) =>
+          p.status?.certificates?.ponger?.serial !== first.status?.certificates?.ponger?.serial &&
+          p.status?.certificates?.pinger?.serial !== first.status?.certificates?.pinger?.serial &&
+          condition(p, "CertificatesReady")?.reason === "Issued",
+        Math.max(0, renewalTime - Date.now()) + 120_000,
+      );
+      expect(Date.parse(renewed.status?.certificates?.ponger?.notAfter ?? "")).toBeGreaterThan(
+        Date.parse(first.status?.certificates?.ponger?.notAfter ?? ""),
+      );
+      const now = await pingerTotals("short-lived");
+      expect(now.sent).toBeGreaterThan(totals.sent);
+      expect(now.failed).toBe(totals.failed);
+      expect(await restarts("short-lived")).toBe(0);
+    },
+    9 * 60_000,
+  );
 
   it("takes every child and pod with it when deleted", async () => {
     await kubectl("-n", namespace, "delete", "ppp", "demo", "--wait=true", "--timeout=60s");

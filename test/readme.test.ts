@@ -30,3 +30,34 @@ describe("README.md", () => {
     for (const path of paths) expect(existsSync(join(root, path)), path).toBe(true);
   });
 });
+
+describe("README.md's demo output", () => {
+  /** Every `progress(...)`/`say(...)` template of the demo and the cluster, as a regex. */
+  function printedTemplates(): RegExp[] {
+    const sources = ["operator/demo.ts", "controlplane/control-plane.ts", "controlplane/node.ts"].map((f) =>
+      readFileSync(join(root, f), "utf8"),
+    );
+    const literals = sources.flatMap((text) =>
+      [...text.matchAll(/progress\(\s*(`[^`]*`|"[^"]*")/g)].map((m) => m[1] ?? ""),
+    );
+    return literals.map((literal) => {
+      const body = literal.slice(1, -1);
+      const pattern = body
+        .split(/\$\{[^}]*\}/)
+        .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+        .join(".+");
+      return new RegExp(`^${pattern}$`);
+    });
+  }
+
+  it("shows only progress lines the demo and the cluster really print", () => {
+    const shown = [...readme.matchAll(/^ {4} *[\d.]+s {2}(.+)$/gm)].map((m) => m[1] ?? "");
+    expect(shown.length).toBeGreaterThan(8);
+    const templates = printedTemplates();
+    for (const line of shown)
+      expect(
+        templates.some((t) => t.test(line)),
+        line,
+      ).toBe(true);
+  });
+});
