@@ -88,17 +88,19 @@ watch:
 
 # GET /ping through a port-forward to the pair's ponger Service, with the pinger's client
 # certificate (mutual TLS), checking the ponger's certificate against the pair's CA and DNS name.
+# PING_PORT is the local end of the port-forward.
+PING_PORT ?= 18443
 ping:
-	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	@dir=$$(mktemp -d) && pf="" && trap 'if [ -n "$$pf" ]; then kill $$pf; fi; rm -rf "$$dir"' EXIT && \
 	for f in tls.crt tls.key ca.crt; do \
 	  kubectl get secret -n $(NAMESPACE) $(PAIR)-pinger-tls -o "go-template={{index .data \"$$f\"}}" | base64 -d > "$$dir/$$f"; \
 	done && \
 	port=$$(kubectl get ppp -n $(NAMESPACE) $(PAIR) -o jsonpath='{.spec.ponger.port}') && \
-	{ kubectl port-forward -n $(NAMESPACE) service/$(PAIR)-ponger 18443:$$port >/dev/null & } && \
-	pf=$$! && trap 'kill $$pf; rm -rf "$$dir"' EXIT && sleep 2 && \
+	{ kubectl port-forward -n $(NAMESPACE) service/$(PAIR)-ponger $(PING_PORT):$$port > "$$dir/forward.log" 2>&1 & pf=$$!; } && \
+	for i in $$(seq 100); do grep -q "Forwarding from" "$$dir/forward.log" && break; sleep 0.1; done && \
 	curl --fail --silent --show-error --cacert "$$dir/ca.crt" --cert "$$dir/tls.crt" --key "$$dir/tls.key" \
-	  --connect-to $(PAIR)-ponger.$(NAMESPACE).svc:18443:127.0.0.1:18443 \
-	  https://$(PAIR)-ponger.$(NAMESPACE).svc:18443/ping && echo
+	  --connect-to $(PAIR)-ponger.$(NAMESPACE).svc:$(PING_PORT):127.0.0.1:$(PING_PORT) \
+	  https://$(PAIR)-ponger.$(NAMESPACE).svc:$(PING_PORT)/ping && echo
 
 k3d-down:
 	k3d cluster delete $(K3D_CLUSTER)

@@ -7,12 +7,13 @@
  * added to the shipped Deployment), so that a CA rotation fits in a test.
  */
 import { execFile, spawn } from "node:child_process";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import type { V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ControlPlane } from "../controlplane/control-plane.ts";
 import { eventually, NodeTestLock, startTestControlPlane, testNamespace } from "../controlplane/testing.ts";
+import { freePort } from "../lib/ports.ts";
 import { projectRoot } from "../lib/repo.ts";
 import type { PingPongPair } from "../operator/api/types.ts";
 import { parseTrustBundle } from "../operator/pki/bundle.ts";
@@ -276,6 +277,20 @@ describe("a PingPongPair on the real node", () => {
     } finally {
       forward.kill();
     }
+    // The same through the README's `make ping`, with this cluster's kubectl first on PATH.
+    const { stdout: pong } = await run(
+      "make",
+      ["--no-print-directory", "ping", `NAMESPACE=${namespace}`, `PING_PORT=${await freePort()}`],
+      {
+        cwd: root,
+        env: {
+          ...process.env,
+          KUBECONFIG: plane.kubeconfigPath,
+          PATH: `${dirname(plane.binaries.kubectl)}:${process.env.PATH ?? ""}`,
+        },
+      },
+    );
+    expect(pong.trim()).toBe("pong");
     const logs = await kubectl("-n", namespace, "logs", "deploy/demo-pinger", "--tail=20");
     expect(logs).toContain('"msg":"Sent ping"');
     expect(logs).toContain('"msg":"Got pong"');
