@@ -154,16 +154,18 @@ async function patchTls(name: string, tls: Record<string, string>): Promise<void
 describe("a PingPongPair on the real node", () => {
   it("becomes Ready with live pings over mutual TLS", async () => {
     await kubectl("-n", namespace, "apply", "-f", join(root, "examples", "pingpongpair.yaml"));
-    const ready = await pairWhere(
+    await pairWhere("demo", "demo Ready", (p) => condition(p, "Ready")?.status === "True");
+    // The first pings may fail while the ponger's Service gets its endpoint; the one-minute window
+    // then slides past them.
+    const healthy = await pairWhere(
       "demo",
-      "demo Ready with PingHealthy",
-      (p) => condition(p, "Ready")?.status === "True",
+      "demo Ready with a success ratio of at least 0.99",
+      (p) => condition(p, "Ready")?.status === "True" && (p.status?.ping?.successRatio ?? 0) >= 0.99,
     );
-    expect(condition(ready, "PingHealthy")?.status).toBe("True");
-    expect(ready.status?.ping?.successRatio).toBeGreaterThanOrEqual(0.99);
+    expect(condition(healthy, "PingHealthy")?.status).toBe("True");
     const table = await kubectl("-n", namespace, "get", "pingpongpairs");
-    expect(table).toMatch(/^demo\s+True\s+1\/1\s+1\/1\s+100%\s+[\d.]+ms\s/m);
-  });
+    expect(table).toMatch(/^demo\s+True\s+1\/1\s+1\/1\s+(99(\.\d)?|100)%\s+[\d.]+ms\s/m);
+  }, 150_000);
 
   it("spreads pings over three pongers when scaled", async () => {
     await kubectl("-n", namespace, "scale", "ppp", "demo", "--replicas=3");
