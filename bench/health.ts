@@ -131,7 +131,7 @@ export async function benchHealth(): Promise<void> {
     );
     report(`${pairs} pairs created and certified`, certified / 1000, "s");
 
-    const created = (await allPairs()).map((p) => p);
+    const created = await allPairs();
     const pods = created.flatMap((pair) =>
       (["ponger", "pinger"] as const).map((component) => ({ pair, component })),
     );

@@ -78,8 +78,7 @@ export class ControlPlane {
   readonly kubeconfigPath: string;
   readonly caPem: string;
   readonly binaries: ControlPlaneBinaries;
-  /** The node, when started with `node: true`. */
-  readonly node: LocalNode | undefined;
+  private localNode: LocalNode | undefined;
   private readonly adminToken: string;
   private readonly processes: ManagedProcess[];
   private readonly owned: readonly string[];
@@ -102,7 +101,6 @@ export class ControlPlane {
     this.binaries = fields.binaries;
     this.processes = fields.processes;
     this.owned = fields.owned;
-    this.node = undefined;
   }
 
   static async start(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
@@ -398,7 +396,7 @@ export class ControlPlane {
           timeoutMs,
           progress,
         });
-        (plane as { node: LocalNode | undefined }).node = node;
+        plane.localNode = node;
       }
       return plane;
     } catch (error) {
@@ -408,6 +406,11 @@ export class ControlPlane {
       await rm(etcdData, { recursive: true, force: true });
       throw error;
     }
+  }
+
+  /** The node, when started with `node: true`. */
+  get node(): LocalNode | undefined {
+    return this.localNode;
   }
 
   /** The admin kubeconfig's contents (the same as the file at kubeconfigPath). */
