@@ -20,6 +20,10 @@ export BUILDAH_ISOLATION=chroot
 node_version=$(sed -n 's/^[[:space:]]*"node": "\([0-9.]*\)",\{0,1\}$/\1/p' "$here_images/../../package.json" | head -n1)
 [ -n "$node_version" ] || { echo "package.json has no \"node\": \"X.Y.Z\" devDependency" >&2; exit 1; }
 
+# Working containers left by a build that was killed (they stay mounted): this storage is the
+# project's own, so none of them is anyone else's.
+buildah rm --all >/dev/null 2>&1 || true
+
 # The value of the dev.pingpong.key label of a local image, or nothing.
 image_key() {
   buildah inspect --type image --format '{{index .ImageAnnotations "dev.pingpong.key"}}' "$1" 2>/dev/null || true
