@@ -13,7 +13,19 @@ export function createLogger(name: string, destination?: DestinationStream): Log
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
     redact: {
-      paths: ["privateKey", "privateKeyPem", "key", "*.privateKey", "*.privateKeyPem", "*.key", "*.tlsKey"],
+      // By path, where key material would sit (PEM fields, TLS options), never by the bare word
+      // `key`: that is also the work-queue key, the name of the pair a log line is about.
+      paths: [
+        "privateKey",
+        "privateKeyPem",
+        "*.privateKey",
+        "*.privateKeyPem",
+        "*.tlsKey",
+        "connect.key",
+        "tls.key",
+        "*.connect.key",
+        "*.tls.key",
+      ],
       censor: "[redacted]",
     },
   };

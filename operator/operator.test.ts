@@ -252,7 +252,10 @@ describe("editing a pair", () => {
       const [ponger, pinger] = [await deployment("edit-ponger"), await deployment("edit-pinger")];
       return ponger?.spec?.replicas === 3 && pinger?.spec?.replicas === 2 ? true : undefined;
     });
-    expect(await env.admin.get(resources.podDisruptionBudget, namespace, "edit-ponger")).toBeDefined();
+    // The PodDisruptionBudget is applied after the Deployments, in the same reconcile: wait for it too.
+    await eventually("the PDB at three pongers", async () =>
+      (await env.admin.get(resources.podDisruptionBudget, namespace, "edit-ponger")) ? true : undefined,
+    );
 
     await kubectl("scale", "pingpongpair", "edit", "--replicas=1");
     await eventually("the ponger Deployment at 1", async () =>
