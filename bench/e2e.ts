@@ -5,20 +5,16 @@
  * True) for 10 pairs one at a time and 10 at once; leaf and CA rotation of a pair pinging 10 times a
  * second (failed pings, time to complete); memory of one pair's pods and of the operator's pod.
  */
-import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import type { V1Pod } from "@kubernetes/client-node";
 import { ControlPlane } from "../controlplane/control-plane.ts";
-import { projectRoot } from "../lib/repo.ts";
 import type { PingPongPair } from "../operator/api/types.ts";
+import { installConfigDefault } from "../operator/install.ts";
 import { connectionFromKubeconfig } from "../operator/runtime/cluster-connection.ts";
 import { KubeClient } from "../operator/runtime/kube-client.ts";
 import { resources } from "../operator/runtime/resources.ts";
 import { report, summarize } from "./report.ts";
 
-const run = promisify(execFile);
 const namespace = "bench-e2e";
 
 export async function benchEndToEnd(): Promise<void> {
@@ -27,31 +23,9 @@ export async function benchEndToEnd(): Promise<void> {
   );
   const plane = await ControlPlane.start({ node: true });
   const admin = new KubeClient(await connectionFromKubeconfig(plane.adminKubeconfig()));
-  const kubectl = (...args: string[]) =>
-    run(plane.binaries.kubectl, ["--kubeconfig", plane.kubeconfigPath, ...args]).then((r) => r.stdout);
+  const kubectl = (...args: string[]) => plane.kubectl(...args);
   try {
-    await kubectl("apply", "--server-side", "-k", join(projectRoot(), "config", "default"));
-    await kubectl(
-      "-n",
-      "pingpong-system",
-      "patch",
-      "deployment",
-      "pingpong-operator",
-      "--type",
-      "json",
-      "-p",
-      JSON.stringify([
-        { op: "add", path: "/spec/template/spec/containers/0/args/-", value: "--ca-rotation-step=20s" },
-      ]),
-    );
-    await kubectl(
-      "-n",
-      "pingpong-system",
-      "rollout",
-      "status",
-      "deployment/pingpong-operator",
-      "--timeout=180s",
-    );
+    await installConfigDefault(kubectl, ["--ca-rotation-step=20s"]);
     await kubectl("create", "namespace", namespace);
 
     const pair = (name: string) => admin.get<PingPongPair>(resources.pingPongPair, namespace, name);

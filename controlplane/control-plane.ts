@@ -5,13 +5,16 @@
  * on 127.0.0.1 and Pods stay Pending: the fast suites use that. Used by `pingpong cluster up`, the
  * demo and every test that talks to Kubernetes.
  */
+import { execFile } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { Agent, request } from "undici";
+import { errorMessage } from "../lib/logger.ts";
 import { freePort } from "../lib/ports.ts";
 import { createCertificateAuthority, issueLeafCertificate } from "../operator/pki/mint.ts";
 import {
@@ -29,6 +32,8 @@ import { checkNodeCanStart } from "./node-preflight.ts";
 import { ManagedProcess } from "./process.ts";
 
 export { kubeconfigYaml };
+
+const runFile = promisify(execFile);
 
 export interface ControlPlaneOptions {
   /** Where to keep certificates, logs and the kubeconfig; a new temporary folder when unset. */
@@ -68,6 +73,30 @@ interface NodeTokens {
 }
 
 const token = () => randomBytes(24).toString("hex");
+
+/**
+ * Starts a server on ports picked a moment before (lib/ports.ts): when another process took one in
+ * between, the server exits with "address already in use", and it is started again on fresh ports,
+ * up to three times. `start` spawns the process and says how to wait for it; a process that failed
+ * is stopped and dropped from `processes`.
+ */
+async function onFreshPorts<T>(
+  processes: ManagedProcess[],
+  start: () => Promise<{ process: ManagedProcess; value: T; ready: () => Promise<void> }>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const started = await start();
+    processes.push(started.process);
+    try {
+      await started.ready();
+      return started.value;
+    } catch (error) {
+      processes.splice(processes.indexOf(started.process), 1);
+      await started.process.stop();
+      if (attempt >= 3 || !errorMessage(error).includes("address already in use")) throw error;
+    }
+  }
+}
 
 /** The user the API server is at the kubelet (its client certificate's CN). */
 const kubeletClientUser = "kube-apiserver-kubelet-client";
@@ -211,37 +240,33 @@ export class ControlPlane {
         ]);
       }
 
-      const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort(bindAddress)];
-      if (network) await applyRuleset(network, apiPort);
-      const etcdUrl = `http://127.0.0.1:${etcdPort}`;
       progress("Starting etcd");
-      const etcd = new ManagedProcess(
-        "etcd",
-        binaries.etcd,
-        [
-          "--name=default",
-          `--data-dir=${etcdData}`,
-          `--listen-client-urls=${etcdUrl}`,
-          `--advertise-client-urls=${etcdUrl}`,
-          `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-          `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-          `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
-          "--log-level=warn",
-        ],
-        join(dir, "logs", "etcd.log"),
-        { ...process.env, ETCD_UNSUPPORTED_ARCH: process.arch === "x64" ? "" : process.arch },
-      );
-      processes.push(etcd);
-      await etcd.waitUntil(
-        "healthy",
-        async () => {
-          const response = await request(`${etcdUrl}/health`);
+      const etcdUrl = await onFreshPorts(processes, async () => {
+        const [etcdPort, peerPort] = [await freePort(), await freePort()];
+        const url = `http://127.0.0.1:${etcdPort}`;
+        const etcd = new ManagedProcess(
+          "etcd",
+          binaries.etcd,
+          [
+            "--name=default",
+            `--data-dir=${etcdData}`,
+            `--listen-client-urls=${url}`,
+            `--advertise-client-urls=${url}`,
+            `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+            `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+            `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
+            "--log-level=warn",
+          ],
+          join(dir, "logs", "etcd.log"),
+          { ...process.env, ETCD_UNSUPPORTED_ARCH: process.arch === "x64" ? "" : process.arch },
+        );
+        const healthy = async () => {
+          const response = await request(`${url}/health`);
           return (await response.body.text()).includes('"true"');
-        },
-        timeoutMs,
-      );
+        };
+        return { process: etcd, value: url, ready: () => etcd.waitUntil("healthy", healthy, timeoutMs) };
+      });
 
-      const server = `https://${bindAddress}:${apiPort}`;
       const nodeFlags = network
         ? [
             "--authorization-mode=Node,RBAC",
@@ -258,47 +283,55 @@ export class ControlPlane {
             "--endpoint-reconciler-type=none",
           ];
       progress("Starting kube-apiserver");
-      const apiserver = new ManagedProcess(
-        "kube-apiserver",
-        binaries.kubeApiserver,
-        [
-          `--etcd-servers=${etcdUrl}`,
-          `--bind-address=${bindAddress}`,
-          `--advertise-address=${bindAddress}`,
-          `--secure-port=${apiPort}`,
-          `--tls-cert-file=${file("apiserver.crt")}`,
-          `--tls-private-key-file=${file("apiserver.key")}`,
-          `--client-ca-file=${file("ca.crt")}`,
-          `--token-auth-file=${file("tokens.csv")}`,
-          ...nodeFlags,
-          `--service-account-issuer=${server}`,
-          `--service-account-key-file=${file("sa.pub")}`,
-          `--service-account-signing-key-file=${file("sa.key")}`,
-          // Room for many Services: a /24 runs out at about 250 (each pair has one).
-          `--service-cluster-ip-range=${serviceCidr}`,
-          "--allow-privileged=true",
-          `--cert-dir=${join(dir, "pki")}`,
-          "--v=0",
-        ],
-        join(dir, "logs", "kube-apiserver.log"),
-      );
-      processes.push(apiserver);
-      const admin = new Agent({ connect: { ca: ca.certificatePem } });
-      try {
-        await apiserver.waitUntil(
-          "ready",
-          async () => {
-            const response = await request(`${server}/readyz`, {
-              dispatcher: admin,
-              headers: { authorization: `Bearer ${adminToken}` },
-            });
-            return response.statusCode === 200 && (await response.body.text()) === "ok";
-          },
-          timeoutMs,
+      const server = await onFreshPorts(processes, async () => {
+        const apiPort = await freePort(bindAddress);
+        // Pods may reach the host on this port alone.
+        if (network) await applyRuleset(network, apiPort);
+        const url = `https://${bindAddress}:${apiPort}`;
+        const apiserver = new ManagedProcess(
+          "kube-apiserver",
+          binaries.kubeApiserver,
+          [
+            `--etcd-servers=${etcdUrl}`,
+            `--bind-address=${bindAddress}`,
+            `--advertise-address=${bindAddress}`,
+            `--secure-port=${apiPort}`,
+            `--tls-cert-file=${file("apiserver.crt")}`,
+            `--tls-private-key-file=${file("apiserver.key")}`,
+            `--client-ca-file=${file("ca.crt")}`,
+            `--token-auth-file=${file("tokens.csv")}`,
+            ...nodeFlags,
+            `--service-account-issuer=${url}`,
+            `--service-account-key-file=${file("sa.pub")}`,
+            `--service-account-signing-key-file=${file("sa.key")}`,
+            // Room for many Services: a /24 runs out at about 250 (each pair has one).
+            `--service-cluster-ip-range=${serviceCidr}`,
+            "--allow-privileged=true",
+            `--cert-dir=${join(dir, "pki")}`,
+            "--v=0",
+          ],
+          join(dir, "logs", "kube-apiserver.log"),
         );
-      } finally {
-        await admin.close();
-      }
+        const ready = async () => {
+          const admin = new Agent({ connect: { ca: ca.certificatePem } });
+          try {
+            await apiserver.waitUntil(
+              "ready",
+              async () => {
+                const response = await request(`${url}/readyz`, {
+                  dispatcher: admin,
+                  headers: { authorization: `Bearer ${adminToken}` },
+                });
+                return response.statusCode === 200 && (await response.body.text()) === "ok";
+              },
+              timeoutMs,
+            );
+          } finally {
+            await admin.close();
+          }
+        };
+        return { process: apiserver, value: url, ready };
+      });
 
       const kubeconfig = kubeconfigYaml({
         server,
@@ -406,6 +439,14 @@ export class ControlPlane {
       await rm(etcdData, { recursive: true, force: true });
       throw error;
     }
+  }
+
+  /** Runs this cluster's kubectl as its admin; resolves with what it printed. */
+  async kubectl(...args: string[]): Promise<string> {
+    const { stdout } = await runFile(this.binaries.kubectl, ["--kubeconfig", this.kubeconfigPath, ...args], {
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return stdout;
   }
 
   /** The node, when started with `node: true`. */

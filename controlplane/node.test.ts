@@ -23,7 +23,7 @@ import {
   type V1PodSpec,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { projectRoot } from "../lib/repo.ts";
+import { installConfigDefault } from "../operator/install.ts";
 import { createCertificateAuthority, issueLeafCertificate } from "../operator/pki/mint.ts";
 import { nodeImagesDir } from "./binaries.ts";
 import type { ControlPlane } from "./control-plane.ts";
@@ -63,16 +63,12 @@ beforeAll(async () => {
 }, 20 * 60_000);
 
 afterAll(async () => {
-  await plane.stop();
-  await lock.release();
+  // Unset when beforeAll failed: its error is the one to see.
+  await (plane as ControlPlane | undefined)?.stop();
+  await (lock as NodeTestLock | undefined)?.release();
 }, 120_000);
 
-async function kubectl(...args: string[]): Promise<string> {
-  const { stdout } = await run(plane.binaries.kubectl, ["--kubeconfig", plane.kubeconfigPath, ...args], {
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  return stdout;
-}
+const kubectl = (...args: string[]) => plane.kubectl(...args);
 
 /** A container meeting Pod Security "restricted" that runs as the image's user, read-only. */
 function restrictedContainer(container: Omit<V1Container, "image" | "securityContext">): V1Container {
@@ -437,7 +433,7 @@ Promise.all(targets.map((t) => new Promise((resolve) => {
   }, 120_000);
 
   it("runs the operator from the image as the Dockerfile's user, installed from config/default", async () => {
-    await kubectl("apply", "--server-side", "-k", join(projectRoot(), "config", "default"));
+    await installConfigDefault(kubectl);
     const pod = await eventually(
       "the operator's pod to be Ready",
       async () => {

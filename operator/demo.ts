@@ -5,23 +5,20 @@
  * shows it until it is Ready with live pings, then what to try next. Where the node cannot start it
  * says why and runs the API-only demo instead: the operator in this process, pods Pending.
  */
-import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { promisify } from "node:util";
 import { nodeImagesDir } from "../controlplane/binaries.ts";
 import { ControlPlane } from "../controlplane/control-plane.ts";
 import { NodeUnavailableError } from "../controlplane/node-preflight.ts";
 import { errorMessage, type Logger } from "../lib/logger.ts";
 import { projectRoot } from "../lib/repo.ts";
 import type { PingPongPair } from "./api/types.ts";
-import { installOperator, objectsIn, operatorServiceAccount } from "./install.ts";
+import { installConfigDefault, installOperator, objectsIn, operatorServiceAccount } from "./install.ts";
 import { startOperator } from "./operator.ts";
 import { connectionFromKubeconfig } from "./runtime/cluster-connection.ts";
 import { KubeApiError, KubeClient } from "./runtime/kube-client.ts";
 import { resources } from "./runtime/resources.ts";
 
-const run = promisify(execFile);
 const operatorNamespace = "pingpong-system";
 const say = (text: string) => process.stdout.write(text);
 
@@ -113,18 +110,8 @@ async function demoOnNode(
   try {
     if (!existsSync(join(nodeImagesDir(), "pingpong-operator.tar")))
       throw new Error("the project's image is not built: run `make image` (or `make demo`, which builds it)");
-    const kubectl = (...args: string[]) =>
-      run(plane.binaries.kubectl, ["--kubeconfig", plane.kubeconfigPath, ...args]).then((r) => r.stdout);
     progress("Installing config/default: the CRD, RBAC, and the operator as a pod");
-    await kubectl("apply", "--server-side", "-k", join(projectRoot(), "config", "default"));
-    await kubectl(
-      "-n",
-      operatorNamespace,
-      "rollout",
-      "status",
-      "deployment/pingpong-operator",
-      "--timeout=120s",
-    );
+    await installConfigDefault((...args) => plane.kubectl(...args));
     progress("The operator's pod is Ready");
     const admin = new KubeClient(await connectionFromKubeconfig(plane.adminKubeconfig()));
     const example = await applyExample(admin);

@@ -78,3 +78,47 @@ export async function installOperator(
   await createIfMissing(admin, { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
   for (const object of rbacObjects(namespace)) await createIfMissing(admin, object);
 }
+
+type Kubectl = (...args: string[]) => Promise<string>;
+
+/** Resolves once the operator's Deployment has rolled out (its new pod Ready). */
+export async function operatorRolledOut(kubectl: Kubectl, timeoutSeconds = 180): Promise<void> {
+  await kubectl(
+    "-n",
+    "pingpong-system",
+    "rollout",
+    "status",
+    "deployment/pingpong-operator",
+    `--timeout=${timeoutSeconds}s`,
+  );
+}
+
+/**
+ * Installs config/default as a user would (`kubectl apply --server-side -k`), with `operatorFlags`
+ * added to the operator's arguments when given, and waits until the operator's pod is Ready.
+ */
+export async function installConfigDefault(
+  kubectl: Kubectl,
+  operatorFlags: readonly string[] = [],
+): Promise<void> {
+  await kubectl("apply", "--server-side", "-k", join(projectRoot(), "config", "default"));
+  if (operatorFlags.length > 0) {
+    const patch = operatorFlags.map((value) => ({
+      op: "add",
+      path: "/spec/template/spec/containers/0/args/-",
+      value,
+    }));
+    await kubectl(
+      "-n",
+      "pingpong-system",
+      "patch",
+      "deployment",
+      "pingpong-operator",
+      "--type",
+      "json",
+      "-p",
+      JSON.stringify(patch),
+    );
+  }
+  await operatorRolledOut(kubectl);
+}

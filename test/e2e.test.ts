@@ -15,6 +15,7 @@ import type { ControlPlane } from "../controlplane/control-plane.ts";
 import { eventually, NodeTestLock, startTestControlPlane, testNamespace } from "../controlplane/testing.ts";
 import { freePort } from "../lib/ports.ts";
 import { projectRoot } from "../lib/repo.ts";
+import { installConfigDefault, operatorRolledOut } from "../operator/install.ts";
 import type { PingPongPair } from "../operator/api/types.ts";
 import { parseTrustBundle } from "../operator/pki/bundle.ts";
 import { createCertificateAuthority, issueLeafCertificate } from "../operator/pki/mint.ts";
@@ -30,40 +31,13 @@ let plane: ControlPlane;
 let admin: KubeClient;
 let namespace: string;
 
-async function kubectl(...args: string[]): Promise<string> {
-  const { stdout } = await run(plane.binaries.kubectl, ["--kubeconfig", plane.kubeconfigPath, ...args], {
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  return stdout;
-}
+const kubectl = (...args: string[]) => plane.kubectl(...args);
 
 beforeAll(async () => {
   lock = await NodeTestLock.acquire();
   plane = await startTestControlPlane({ node: true, startTimeoutMs: 180_000 });
   admin = new KubeClient(await connectionFromKubeconfig(plane.adminKubeconfig()));
-  await kubectl("apply", "--server-side", "-k", join(root, "config", "default"));
-  await kubectl(
-    "-n",
-    "pingpong-system",
-    "patch",
-    "deployment",
-    "pingpong-operator",
-    "--type",
-    "json",
-    "-p",
-    JSON.stringify([
-      { op: "add", path: "/spec/template/spec/containers/0/args/-", value: "--ca-rotation-step=10s" },
-      { op: "add", path: "/spec/template/spec/containers/0/args/-", value: "--health-interval=2s" },
-    ]),
-  );
-  await kubectl(
-    "-n",
-    "pingpong-system",
-    "rollout",
-    "status",
-    "deployment/pingpong-operator",
-    "--timeout=180s",
-  );
+  await installConfigDefault(kubectl, ["--ca-rotation-step=10s", "--health-interval=2s"]);
   namespace = testNamespace("e2e");
   await kubectl("create", "namespace", namespace);
   await kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted");
@@ -72,9 +46,10 @@ beforeAll(async () => {
 }, 20 * 60_000);
 
 afterAll(async () => {
-  await admin.close();
-  await plane.stop();
-  await lock.release();
+  // Unset when beforeAll failed: its error is the one to see.
+  await (admin as KubeClient | undefined)?.close();
+  await (plane as ControlPlane | undefined)?.stop();
+  await (lock as NodeTestLock | undefined)?.release();
 }, 120_000);
 
 async function pair(name: string): Promise<PingPongPair | undefined> {
@@ -422,14 +397,7 @@ const tryWith = (options) => new Promise((resolve) => {
       "--grace-period=0",
       "--force",
     );
-    await kubectl(
-      "-n",
-      "pingpong-system",
-      "rollout",
-      "status",
-      "deployment/pingpong-operator",
-      "--timeout=120s",
-    );
+    await operatorRolledOut(kubectl, 120);
     const leaderLog = await eventually(
       "the new operator to lead",
       async () => {
