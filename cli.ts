@@ -6,7 +6,7 @@
  */
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { createLogger, errorMessage } from "./lib/logger.ts";
+import { asyncStdout, createLogger, errorMessage } from "./lib/logger.ts";
 import { exitOnSignal } from "./lib/shutdown.ts";
 
 const usage = `Usage: pingpong <command> [options]
@@ -74,7 +74,7 @@ async function main(argv: string[]): Promise<void> {
       const { loadPongerConfig } = await import("./workloads/ponger/config.ts");
       const { startPonger } = await import("./workloads/ponger/ponger.ts");
       const config = await loadPongerConfig(configFlag(rest, "ponger", pongerFields));
-      const logger = createLogger("ponger");
+      const logger = createLogger("ponger", asyncStdout());
       const ponger = await startPonger(config, logger);
       exitOnSignal(logger, () => ponger.close());
       return;
@@ -83,7 +83,7 @@ async function main(argv: string[]): Promise<void> {
       const { loadPingerConfig } = await import("./workloads/pinger/config.ts");
       const { startPinger } = await import("./workloads/pinger/pinger.ts");
       const config = await loadPingerConfig(configFlag(rest, "pinger", pingerFields));
-      const logger = createLogger("pinger");
+      const logger = createLogger("pinger", asyncStdout());
       const pinger = await startPinger(config, logger);
       exitOnSignal(logger, () => pinger.close());
       return;

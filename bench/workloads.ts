@@ -1,164 +1,370 @@
 /**
- * Workload benchmark: ponger requests per second over mutual TLS with keep-alive, the ponger pinned to
- * one core and the load generator (this process) to the other; then a pinger at 10 pings/s for a
- * while, its CPU and RSS read from its own process metrics.
+ * Workload benchmark (issue #13's targets). Everything runs as real processes on 127.0.0.1, the
+ * programs in the settings their pods use (the shipped dist/, NODE_OPTIONS, LOG_LEVEL info) with their
+ * logs going to /dev/null as a container runtime would take them:
+ *
+ * - idle RSS of the ponger and of the pinger, next to a bare Node HTTP server (Node's own floor) and
+ *   the seed-style Go ponger in bench/go/refponger;
+ * - ponger throughput over mutual TLS with keep-alive: the TypeScript ponger and the Go ponger each
+ *   pinned to core 0, driven in turn by the same Go load generator (bench/go/loadgen, pinned to core 1,
+ *   32 connections), alternated A/B over several rounds; each round and the median ratio are printed,
+ *   with each server's CPU and peak RSS under load read from /proc;
+ * - the pinger's CPU and RSS at 10 pings/s.
+ *
+ * BENCH_ROUNDS (default 5) and BENCH_SECONDS (counted seconds per run, default 8) tune the A/B part.
  */
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Pool } from "undici";
-import { freePort } from "../lib/ports.ts";
-import { mintTestPki } from "../operator/pki/testing/fixtures.ts";
 import { fileURLToPath } from "node:url";
-import { metricValue } from "../workloads/testing/tls-client.ts";
+import { promisify } from "node:util";
+import { cacheRoot } from "../controlplane/binaries.ts";
+import { killWithParent } from "../lib/child-processes.ts";
+import { freePort } from "../lib/ports.ts";
+import { workloadNodeOptions } from "../operator/pingpongpair/children.ts";
+import { mintTestPki } from "../operator/pki/testing/fixtures.ts";
 import { report } from "./report.ts";
 
-function pin(pid: number, core: number): boolean {
-  try {
-    execFileSync("taskset", ["-pc", String(core), String(pid)], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** What ships: the compiled CLI (`npm run bench` builds first). */
+const run = promisify(execFile);
 const distCli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+const goSources = fileURLToPath(new URL("./go/", import.meta.url));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const mib = (bytes: number) => bytes / 2 ** 20;
 
-async function metrics(url: string): Promise<string> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await (await fetch(`${url}/metrics`)).text();
-    } catch (error) {
-      if (attempt > 100) throw error;
-      await new Promise((r) => setTimeout(r, 100));
+/** Builds bench/go once per content of its sources, cached beside the other built tools. */
+async function goTools(): Promise<{ refponger: string; loadgen: string }> {
+  const hash = createHash("sha256");
+  for (const dir of ["", "refponger", "loadgen"]) {
+    for (const name of (await readdir(join(goSources, dir))).sort()) {
+      if (name.endsWith(".go") || name === "go.mod")
+        hash.update(name).update(await readFile(join(goSources, dir, name)));
     }
   }
+  const out = join(cacheRoot(), "bench", hash.digest("hex").slice(0, 16));
+  if (!existsSync(join(out, "loadgen")) || !existsSync(join(out, "refponger"))) {
+    await mkdir(out, { recursive: true });
+    try {
+      await run("go", ["build", "-o", `${out}/`, "./..."], { cwd: goSources });
+    } catch (error) {
+      throw new Error(
+        `building bench/go with Go failed (the workload benchmark needs the go command): ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+  }
+  return { refponger: join(out, "refponger"), loadgen: join(out, "loadgen") };
 }
 
-/** Starts `pingpong <command>` with its logs going to /dev/null, as a container runtime would take them. */
-async function start(command: string, config: string) {
+/** Resident memory of a process, from the kernel, the same way for Node and Go. */
+async function rssBytes(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const kib = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
+  return Number(kib ?? Number.NaN) * 1024;
+}
+
+const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+
+/** User + system CPU seconds a process has used. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+}
+
+interface Process {
+  readonly name: string;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+/** Starts `command` pinned to `core` (when taskset exists), stdout to /dev/null. */
+async function startPinned(
+  name: string,
+  core: number | undefined,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Process> {
   const devNull = await open("/dev/null", "w");
-  const child = spawn(process.execPath, [distCli, command, "--config", config], {
-    stdio: ["ignore", devNull.fd, "inherit"],
-    env: { ...process.env, LOG_LEVEL: "info" },
-  });
+  const pinned = core !== undefined && hasTaskset;
+  const child: ChildProcess = spawn(
+    pinned ? "taskset" : command,
+    pinned ? ["-c", String(core), command, ...args] : args,
+    { stdio: ["ignore", devNull.fd, "inherit"], env },
+  );
+  killWithParent(child);
+  if (child.pid === undefined) throw new Error(`${name} did not start`);
   return {
-    child,
+    name,
+    pid: child.pid,
     stop: async () => {
-      child.kill("SIGKILL");
+      const exited = new Promise((r) => child.once("exit", r));
+      if (child.exitCode === null) child.kill("SIGKILL");
+      await exited;
       await devNull.close();
     },
   };
 }
 
+const hasTaskset = (() => {
+  try {
+    execFileSync("taskset", ["-p", String(process.pid)], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** The settings the operator gives the pairs' pods. */
+const podEnv = { ...process.env, NODE_OPTIONS: workloadNodeOptions, LOG_LEVEL: "info", POD_NAME: "bench" };
+
+async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    if (await check().catch(() => false)) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const answers = async (url: string) => (await fetch(url)).ok;
+
+/** What kubelet probes and a Prometheus scrape do to an idle pod, then quiet, then its RSS. */
+async function idleRss(pid: number, probes: string): Promise<number> {
+  await fetch(`${probes}/readyz`);
+  await (await fetch(`${probes}/metrics`)).text();
+  await sleep(5_000);
+  return rssBytes(pid);
+}
+
+interface Round {
+  readonly rps: number;
+  readonly errors: number;
+  readonly cpuPercent: number;
+  readonly peakRss: number;
+}
+
 export async function benchWorkloads(): Promise<void> {
-  console.log("\n# Workloads (real processes on 127.0.0.1, info-level JSON logs to /dev/null)");
+  console.log(
+    "\n# Workloads (real processes on 127.0.0.1, pod settings: NODE_OPTIONS=" +
+      `${workloadNodeOptions}, LOG_LEVEL=info, logs to /dev/null)`,
+  );
+  const tools = await goTools();
   const pki = await mintTestPki("bench");
   const dir = await mkdtemp(join(tmpdir(), "bench-workloads-"));
   const file = (name: string) => join(dir, name);
-  const [pingPort, pongerMetricsPort, pingerMetricsPort] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ];
-  const pingUrl = `https://127.0.0.1:${pingPort}/ping`;
-  await Promise.all([
-    writeFile(file("ca.crt"), pki.ca.certificatePem),
-    writeFile(file("server.crt"), pki.server.certificatePem),
-    writeFile(file("server.key"), pki.server.privateKeyPem),
-    writeFile(file("client.crt"), pki.client.certificatePem),
-    writeFile(file("client.key"), pki.client.privateKeyPem),
-    writeFile(
-      file("ponger.yaml"),
-      `service: {address: 127.0.0.1, port: ${pingPort}, protocol: https, tlsCertificate: ${file("server.crt")}, tlsPrivateKey: ${file("server.key")}, clientCA: ${file("ca.crt")}}\nmetrics: {address: 127.0.0.1, port: ${pongerMetricsPort}}\n`,
-    ),
-    writeFile(
-      file("pinger.yaml"),
-      `ponger: {url: ${pingUrl}, acceptCert: ${file("ca.crt")}, clientCertificate: ${file("client.crt")}, clientPrivateKey: ${file("client.key")}}\ninterval: 100ms\nmetrics: {address: 127.0.0.1, port: ${pingerMetricsPort}}\n`,
-    ),
-  ]);
-  const ponger = await start("ponger", file("ponger.yaml"));
-  let pinger: Awaited<ReturnType<typeof start>> | undefined;
+  const started: Process[] = [];
+  const start = async (...args: Parameters<typeof startPinned>) => {
+    const p = await startPinned(...args);
+    started.push(p);
+    return p;
+  };
+  const stop = async (p: Process) => {
+    started.splice(started.indexOf(p), 1);
+    await p.stop();
+  };
   try {
-    const pongerProbes = `http://127.0.0.1:${pongerMetricsPort}`;
-    await metrics(pongerProbes); // waits until it is up
-    const pinned = ponger.child.pid !== undefined && pin(ponger.child.pid, 0) && pin(process.pid, 1);
-    const pool = new Pool(new URL(pingUrl).origin, {
-      connections: 8,
-      pipelining: 1,
-      connect: { ca: pki.ca.certificatePem, cert: pki.client.certificatePem, key: pki.client.privateKeyPem },
-    });
-    const load = async (seconds: number) => {
-      const deadline = performance.now() + seconds * 1000;
-      let ok = 0;
-      let failed = 0;
-      await Promise.all(
-        Array.from({ length: 32 }, async () => {
-          while (performance.now() < deadline) {
-            try {
-              const response = await pool.request({ path: "/ping", method: "GET" });
-              await response.body.text();
-              if (response.statusCode === 200) ok++;
-              else failed++;
-            } catch {
-              failed++;
-            }
-          }
+    const pingPort = await freePort();
+    const goPort = await freePort();
+    const pongerProbesPort = await freePort();
+    const pingerProbesPort = await freePort();
+    const barePort = await freePort();
+    const pongerProbes = `http://127.0.0.1:${pongerProbesPort}`;
+    const pingerProbes = `http://127.0.0.1:${pingerProbesPort}`;
+    await Promise.all([
+      writeFile(file("ca.crt"), pki.ca.certificatePem),
+      writeFile(file("server.crt"), pki.server.certificatePem),
+      writeFile(file("server.key"), pki.server.privateKeyPem),
+      writeFile(file("client.crt"), pki.client.certificatePem),
+      writeFile(file("client.key"), pki.client.privateKeyPem),
+      // JSON, as the operator writes the pods' config files.
+      writeFile(
+        file("ponger.yaml"),
+        JSON.stringify({
+          service: {
+            address: "127.0.0.1",
+            port: pingPort,
+            protocol: "https",
+            tlsCertificate: file("server.crt"),
+            tlsPrivateKey: file("server.key"),
+            clientCA: file("ca.crt"),
+          },
+          metrics: { address: "127.0.0.1", port: pongerProbesPort },
+        }),
+      ),
+    ]);
+    const pingerConfig = async (interval: string) =>
+      writeFile(
+        file("pinger.yaml"),
+        JSON.stringify({
+          ponger: {
+            url: `https://127.0.0.1:${pingPort}/ping`,
+            acceptCert: file("ca.crt"),
+            clientCertificate: file("client.crt"),
+            clientPrivateKey: file("client.key"),
+          },
+          interval,
+          metrics: { address: "127.0.0.1", port: pingerProbesPort },
         }),
       );
-      return { rps: ok / seconds, failed };
-    };
-    await load(2); // warm-up: JIT, handshakes, connection pool
-    const before = await metrics(pongerProbes);
-    const measured = await load(8);
-    const after = await metrics(pongerProbes);
-    const cpuBefore = metricValue(before, "process_cpu_seconds_total") ?? 0;
-    const cpuAfter = metricValue(after, "process_cpu_seconds_total") ?? 0;
-    // The server's own count, so the number is not just what the client believes.
-    const counted =
-      (metricValue(after, "ping_requests_received_total") ?? 0) -
-      (metricValue(before, "ping_requests_received_total") ?? 0);
-    await pool.close();
-    report(
-      "ponger GET /ping, mTLS + keep-alive, 8 conns, 32 in flight",
-      measured.rps,
-      "req/s",
-      `${pinned ? "ponger pinned to core 0, load on core 1" : "not pinned (no taskset)"}; ponger CPU ${(((cpuAfter - cpuBefore) / 8) * 100).toFixed(0)}%; ${measured.failed} failed; server counted ${(counted / 8).toFixed(0)}/s`,
-    );
-    report(
-      "ponger RSS after the load",
-      (metricValue(after, "process_resident_memory_bytes") ?? 0) / 2 ** 20,
-      "MiB",
-    );
 
-    pinger = await start("pinger", file("pinger.yaml"));
-    const pingerProbes = `http://127.0.0.1:${pingerMetricsPort}`;
-    await metrics(pingerProbes);
-    await new Promise((r) => setTimeout(r, 3_000)); // let it settle
-    const first = await metrics(pingerProbes);
-    const seconds = 20;
-    await new Promise((r) => setTimeout(r, seconds * 1000));
-    const end = await metrics(pingerProbes);
-    const delta = (name: string) => (metricValue(end, name) ?? 0) - (metricValue(first, name) ?? 0);
-    const failures = [...end.matchAll(/^ping_failures_total\{[^}]*\} (\d+)/gm)].reduce(
-      (n, m) => n + Number(m[1]),
-      0,
+    // Idle memory.
+    const bare = await start(
+      "bare",
+      undefined,
+      process.execPath,
+      ["-e", `require("node:http").createServer((q, s) => s.end("pong")).listen(${barePort}, "127.0.0.1")`],
+      podEnv,
     );
+    await until("the bare Node server", () => answers(`http://127.0.0.1:${barePort}/`));
+    await sleep(5_000);
+    const bareRss = await rssBytes(bare.pid);
+    await stop(bare);
+
+    const ponger = await start(
+      "ponger",
+      0,
+      process.execPath,
+      [distCli, "ponger", "--config", file("ponger.yaml")],
+      podEnv,
+    );
+    await until("the ponger", () => answers(`${pongerProbes}/readyz`));
+    const pongerIdle = await idleRss(ponger.pid, pongerProbes);
+
+    await pingerConfig("1s");
+    let pinger = await start(
+      "pinger",
+      undefined,
+      process.execPath,
+      [distCli, "pinger", "--config", file("pinger.yaml")],
+      podEnv,
+    );
+    await until("the pinger", () => answers(`${pingerProbes}/readyz`));
+    const pingerIdle = await idleRss(pinger.pid, pingerProbes);
+    await stop(pinger);
+
+    const refponger = await start("refponger", 0, tools.refponger, [
+      "-addr",
+      `127.0.0.1:${goPort}`,
+      "-cert",
+      file("server.crt"),
+      "-key",
+      file("server.key"),
+      "-client-ca",
+      file("ca.crt"),
+    ]);
+    await sleep(5_000);
+    const goIdle = await rssBytes(refponger.pid);
+
+    report("bare Node HTTP server, idle RSS (Node's floor)", mib(bareRss), "MiB");
+    report("ponger idle RSS (target <= 55 MiB)", mib(pongerIdle), "MiB");
+    report("pinger idle RSS, 1 ping/s (target <= 55 MiB)", mib(pingerIdle), "MiB");
+    report("Go reference ponger idle RSS", mib(goIdle), "MiB");
+
+    // Throughput, A/B alternated.
+    const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
+    const seconds = Number(process.env.BENCH_SECONDS ?? 8);
+    const drive = async (server: Process, port: number): Promise<Round> => {
+      const cpuBefore = await cpuSeconds(server.pid);
+      const wallBefore = performance.now();
+      let peakRss = 0;
+      const sampler = setInterval(() => {
+        void rssBytes(server.pid).then((rss) => (peakRss = Math.max(peakRss, rss)));
+      }, 250);
+      try {
+        const args = [
+          tools.loadgen,
+          `-url=https://127.0.0.1:${port}/ping`,
+          `-ca=${file("ca.crt")}`,
+          `-cert=${file("client.crt")}`,
+          `-key=${file("client.key")}`,
+          "-connections=32",
+          "-warmup=2s",
+          `-duration=${seconds}s`,
+        ];
+        const { stdout } = hasTaskset
+          ? await run("taskset", ["-c", "1", ...args])
+          : await run(args[0] ?? "", args.slice(1));
+        const result = JSON.parse(stdout) as { requestsPerSecond: number; errors: number };
+        const cpu = (await cpuSeconds(server.pid)) - cpuBefore;
+        return {
+          rps: result.requestsPerSecond,
+          errors: result.errors,
+          cpuPercent: (cpu / ((performance.now() - wallBefore) / 1000)) * 100,
+          peakRss: Math.max(peakRss, await rssBytes(server.pid)),
+        };
+      } finally {
+        clearInterval(sampler);
+      }
+    };
+    const describe = (r: Round) =>
+      `${r.rps.toFixed(0)} req/s, CPU ${r.cpuPercent.toFixed(0)}%, RSS ${mib(r.peakRss).toFixed(1)} MiB, ${r.errors} errors`;
+    console.log(
+      `ponger vs Go ponger: mTLS + keep-alive, 32 connections, ${seconds} s per run after 2 s warm-up, ` +
+        (hasTaskset ? "servers on core 0, load generator on core 1" : "NOT pinned (no taskset)"),
+    );
+    const ratios: number[] = [];
+    const ours: Round[] = [];
+    const theirs: Round[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      const goFirst = round % 2 === 0;
+      const first = goFirst ? await drive(refponger, goPort) : await drive(ponger, pingPort);
+      const second = goFirst ? await drive(ponger, pingPort) : await drive(refponger, goPort);
+      const [ts, go] = goFirst ? [second, first] : [first, second];
+      ours.push(ts);
+      theirs.push(go);
+      ratios.push(ts.rps / go.rps);
+      console.log(
+        `  round ${round} (${goFirst ? "Go first" : "TypeScript first"}): ponger ${describe(ts)} | Go ${describe(go)} | ratio ${(ts.rps / go.rps).toFixed(2)}x`,
+      );
+    }
+    const median = (values: number[]) =>
+      [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
+    report("ponger / Go ponger throughput, median (target >= 1.0x)", median(ratios), "x", `${rounds} rounds`);
+    report(
+      "ponger req/s, median",
+      median(ours.map((r) => r.rps)),
+      "req/s",
+      `Go: ${median(theirs.map((r) => r.rps)).toFixed(0)}`,
+    );
+    report(
+      "ponger RSS under load, max",
+      mib(Math.max(...ours.map((r) => r.peakRss))),
+      "MiB",
+      `Go: ${mib(Math.max(...theirs.map((r) => r.peakRss))).toFixed(1)} MiB`,
+    );
+    await stop(refponger);
+
+    // The pinger at 10 pings/s against the TypeScript ponger (which is not measured here).
+    await pingerConfig("100ms");
+    pinger = await start(
+      "pinger",
+      1,
+      process.execPath,
+      [distCli, "pinger", "--config", file("pinger.yaml")],
+      podEnv,
+    );
+    await until("the pinger", () => answers(`${pingerProbes}/readyz`));
+    await sleep(5_000);
+    const measureSeconds = 30;
+    const cpuBefore = await cpuSeconds(pinger.pid);
+    const status = async () =>
+      (await (await fetch(`${pingerProbes}/status`)).json()) as { sent: number; failed: number };
+    const sentBefore = await status();
+    await sleep(measureSeconds * 1000);
+    const cpu = (await cpuSeconds(pinger.pid)) - cpuBefore;
+    const sentAfter = await status();
     report(
       "pinger CPU at 10 pings/s",
-      (delta("process_cpu_seconds_total") / seconds) * 100,
+      (cpu / measureSeconds) * 100,
       "% of a core",
-      `${delta("ping_requests_sent_total")} pings in ${seconds} s, ${failures} failed`,
+      `${sentAfter.sent - sentBefore.sent} pings in ${measureSeconds} s, ${sentAfter.failed - sentBefore.failed} failed`,
     );
-    report(
-      "pinger RSS at 10 pings/s",
-      (metricValue(after, "process_resident_memory_bytes") ?? 0) / 2 ** 20,
-      "MiB",
-    );
+    report("pinger RSS at 10 pings/s", mib(await rssBytes(pinger.pid)), "MiB");
   } finally {
-    await Promise.all([ponger.stop(), pinger?.stop()]);
+    await Promise.all(started.map((p) => p.stop()));
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -1,10 +1,14 @@
 /**
  * The plain-HTTP side port every program here serves: /metrics for Prometheus, /healthz (the process
  * is alive), /readyz (it should get traffic) and, where the program has one, /status as JSON.
+ *
+ * Four fixed GET routes on node:http: a web framework here cost the workloads ~15 MiB of resident
+ * memory per pod for nothing they use (measured by `npm run bench -- workloads`).
  */
-import Fastify from "fastify";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
-import type { Logger } from "./logger.ts";
+import { errorMessage, type Logger } from "./logger.ts";
+import { closeGracefully, listen, pathOf } from "./http-server.ts";
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
 
@@ -23,25 +27,54 @@ export interface ProbeServer {
   close(): Promise<void>;
 }
 
-export async function startProbeServer(options: ProbeServerOptions): Promise<ProbeServer> {
-  const app = Fastify({ logger: false });
-  app.get("/healthz", (_request, reply) => reply.type("text/plain").send("ok"));
-  app.get("/readyz", (_request, reply) => {
-    const state = options.readiness();
-    return state.ready
-      ? reply.type("text/plain").send("ok")
-      : reply.code(503).type("text/plain").send(`not ready: ${state.reason}`);
-  });
-  app.get("/metrics", async (_request, reply) =>
-    reply.type(options.registry.contentType).send(await options.registry.metrics()),
-  );
-  const { status } = options;
-  if (status) app.get("/status", (_request, reply) => reply.send(status()));
+function send(response: ServerResponse, status: number, contentType: string, body: string): void {
+  response.writeHead(status, { "content-type": contentType, "content-length": Buffer.byteLength(body) });
+  response.end(body);
+}
 
-  await app.listen({ host: options.address, port: options.port });
-  const bound = app.server.address();
-  const port = typeof bound === "object" && bound ? bound.port : options.port;
-  const url = `http://${options.address.includes(":") ? `[${options.address}]` : options.address}:${port}`;
-  options.logger.info({ url }, "Metrics and probes listening");
-  return { url, close: () => app.close() };
+const text = "text/plain; charset=utf-8";
+
+export async function startProbeServer(options: ProbeServerOptions): Promise<ProbeServer> {
+  const { registry, readiness, status, logger } = options;
+
+  async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      response.setHeader("allow", "GET, HEAD");
+      send(response, 405, text, "method not allowed: use GET\n");
+      return;
+    }
+    const path = pathOf(request.url);
+    if (path === "/healthz") {
+      send(response, 200, text, "ok");
+    } else if (path === "/readyz") {
+      const state = readiness();
+      if (state.ready) send(response, 200, text, "ok");
+      else send(response, 503, text, `not ready: ${state.reason}`);
+    } else if (path === "/metrics") {
+      send(response, 200, registry.contentType, await registry.metrics());
+    } else if (path === "/status" && status) {
+      send(response, 200, "application/json; charset=utf-8", JSON.stringify(status()));
+    } else {
+      send(
+        response,
+        404,
+        text,
+        `not found; this port serves /healthz /readyz /metrics${status ? " /status" : ""}\n`,
+      );
+    }
+  }
+
+  const server = createServer((request, response) => {
+    route(request, response).catch((error: unknown) => {
+      logger.error({ path: pathOf(request.url), error: errorMessage(error) }, "Probe request failed");
+      if (!response.headersSent) send(response, 500, text, "internal error\n");
+      else response.destroy();
+    });
+  });
+  const url = await listen(server, options.address, options.port, "http");
+  logger.info({ url }, "Metrics and probes listening");
+  return {
+    url,
+    close: () => closeGracefully(server),
+  };
 }

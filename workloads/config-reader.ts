@@ -3,9 +3,12 @@
  * checked as it is read. Every problem is collected and reported at once, naming where the bad value
  * came from (file field or variable) and what to write instead. Unknown file fields are errors too:
  * a misspelt `tlsCertifcate` must not silently fall back to a default.
+ *
+ * The operator writes the file as JSON, which is YAML too; the YAML parser is loaded only for a file
+ * that is not JSON (one a person wrote). It is the biggest module a pod would otherwise load, for a
+ * file read once.
  */
 import { readFile } from "node:fs/promises";
-import { parse as parseYaml } from "yaml";
 import { parseDuration } from "../lib/duration.ts";
 import { errorMessage } from "../lib/logger.ts";
 
@@ -54,12 +57,17 @@ export class ConfigReader {
     return ConfigReader.parse(text, file, env);
   }
 
-  static parse(text: string, file: string, env: Env = process.env): ConfigReader {
+  static async parse(text: string, file: string, env: Env = process.env): Promise<ConfigReader> {
     let document: unknown;
     try {
-      document = parseYaml(text);
-    } catch (error) {
-      throw new ConfigError([`${file} is not valid YAML: ${errorMessage(error)}`]);
+      document = JSON.parse(text);
+    } catch {
+      try {
+        const { parse: parseYaml } = await import("yaml");
+        document = parseYaml(text);
+      } catch (error) {
+        throw new ConfigError([`${file} is not valid YAML: ${errorMessage(error)}`]);
+      }
     }
     if (document === null || document === undefined) document = {};
     if (typeof document !== "object" || Array.isArray(document)) {

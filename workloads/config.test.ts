@@ -2,10 +2,13 @@ import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError, ConfigReader, environmentName } from "./config-reader.ts";
 import { loadPingerConfig } from "./pinger/config.ts";
 import { loadPongerConfig } from "./ponger/config.ts";
+import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { promisify } from "node:util";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+const execFileAsync = promisify(execFile);
 const folders: string[] = [];
 
 async function file(text: string): Promise<string> {
@@ -165,9 +168,28 @@ describe("pinger config", () => {
 });
 
 describe("ConfigReader", () => {
-  it("treats an empty file as no settings", () => {
-    const reader = ConfigReader.parse("", "empty.yaml", {});
+  it("treats an empty file as no settings", async () => {
+    const reader = await ConfigReader.parse("", "empty.yaml", {});
     expect(reader.port("metrics.port", 9090)).toBe(9090);
     expect(() => reader.finish()).not.toThrow();
+  });
+
+  it("reads JSON and YAML the same, and loads the YAML parser only for a file that is not JSON", async () => {
+    const json = await file('{"service": {"port": 9443}, "metrics": {"port": 9091}}');
+    const yaml = await file("service: {port: 9443}\nmetrics:\n  port: 9091\n");
+    // In a fresh process: what a pod given the operator's JSON file loads.
+    const script = (path: string) => `
+      import { createRequire } from "node:module";
+      const { ConfigReader } = await import(${JSON.stringify(new URL("./config-reader.ts", import.meta.url).href)});
+      const reader = await ConfigReader.load(${JSON.stringify(path)}, {});
+      const ports = [reader.port("service.port", 0), reader.port("metrics.port", 0)];
+      const yamlLoaded = Object.keys(createRequire(import.meta.url).cache).some((f) => f.includes("/node_modules/yaml/"));
+      console.log(JSON.stringify({ ports, yamlLoaded }));`;
+    const run = async (path: string) => {
+      const { stdout } = await execFileAsync(process.execPath, ["--input-type=module", "-e", script(path)]);
+      return JSON.parse(stdout) as { ports: number[]; yamlLoaded: boolean };
+    };
+    expect(await run(json)).toEqual({ ports: [9443, 9091], yamlLoaded: false });
+    expect(await run(yaml)).toEqual({ ports: [9443, 9091], yamlLoaded: true });
   });
 });

@@ -14,7 +14,6 @@ import type {
   V1ServiceAccount,
   V1Volume,
 } from "@kubernetes/client-node";
-import { stringify } from "yaml";
 import type { ResolvedSpec } from "../api/spec.ts";
 import type { PingPongPair } from "../api/types.ts";
 import { annotations, childNames, labels, ownerReference, selectorLabels } from "./names.ts";
@@ -24,6 +23,9 @@ export const tlsMountPath = "/etc/pingpong/tls";
 export const configMountPath = "/etc/pingpong/config";
 /** A fixed non-root user: Pod Security "restricted" requires runAsNonRoot. */
 export const workloadUser = 65532;
+
+/** Bounds Node's heap to the container: without it V8 sizes itself for the node's memory. */
+export const workloadNodeOptions = "--max-old-space-size=96";
 
 const defaultResources = { requests: { cpu: "10m", memory: "64Mi" }, limits: { memory: "256Mi" } };
 
@@ -68,8 +70,14 @@ function meta(context: BuildContext, name: string, component: "ponger" | "pinger
 const pairName = (context: BuildContext) => context.pair.metadata?.name ?? "";
 const mutual = (context: BuildContext) => context.spec.tls.mode === "MutualTLS";
 
+/**
+ * The programs' config files are written as JSON (which is YAML too): the programs parse JSON without
+ * loading a YAML parser.
+ */
+const configText = (config: unknown) => `${JSON.stringify(config, null, 2)}\n`;
+
 export function pongerConfigFile(context: BuildContext): string {
-  return stringify({
+  return configText({
     service: {
       address: "0.0.0.0",
       port: context.spec.ponger.port,
@@ -84,7 +92,7 @@ export function pongerConfigFile(context: BuildContext): string {
 
 export function pingerConfigFile(context: BuildContext): string {
   const namespace = context.pair.metadata?.namespace ?? "";
-  return stringify({
+  return configText({
     ponger: {
       url: `https://${childNames(pairName(context)).ponger}.${namespace}.svc:${context.spec.ponger.port}/ping`,
       acceptCert: `${tlsMountPath}/ca.crt`,
@@ -149,8 +157,7 @@ function container(context: BuildContext, component: "ponger" | "pinger"): V1Con
     args: [component, "--config", `${configMountPath}/${component}.yaml`],
     env: [
       { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
-      // Bounds Node's heap to the container: without it V8 sizes itself for the node's memory.
-      { name: "NODE_OPTIONS", value: "--max-old-space-size=96" },
+      { name: "NODE_OPTIONS", value: workloadNodeOptions },
     ],
     ports: [
       ...(component === "ponger"

@@ -1,6 +1,6 @@
 /**
- * Why a ping failed, in a few words a person can act on and a label for metrics. undici wraps the
- * socket's error, so the code is looked for along the `cause` chain.
+ * Why a ping failed, in a few words a person can act on and a label for metrics. An error may wrap
+ * the socket's (an abort wraps its reason), so codes are looked for along the `cause` chain.
  */
 
 export type FailureReason = "timeout" | "tls" | "connection" | "http_status" | "bad_body";
@@ -38,6 +38,7 @@ export function classifyError(error: unknown, timeoutMs: number): PingFailure {
   const { codes, names, messages } = codesOf(error);
   const code = codes.find((c) => tlsCode.test(c)) ?? codes.find((c) => !c.startsWith("UND_ERR_")) ?? codes[0];
   const detail = messages.filter((m) => m !== "").join(": ") || String(error);
+  if (names.includes("AnswerTooLargeError")) return { reason: "bad_body", message: detail, code };
   if (names.includes("TimeoutError") || codes.some((c) => timeoutCodes.has(c))) {
     return { reason: "timeout", message: `no answer within ${timeoutMs} ms`, code };
   }

@@ -212,4 +212,26 @@ describe("pinger failure reasons", () => {
     await until(p, (s) => (s.failuresByReason.bad_body ?? 0) >= 1);
     expect(p.status().lastFailure?.message).toBe('expected "pong", got "ping?"');
   });
+
+  it("counts a ponger that accepts connections but never finishes TLS as timeouts, every ping ending", async () => {
+    const frozen = createTcpServer(() => undefined);
+    const address = await listen(frozen);
+    const p = await pinger(`https://${address}/ping`, clientVolume, { timeoutMs: 100, intervalMs: 50 });
+    const status = await until(p, (s) => s.failed >= 4);
+    expect(status.failuresByReason.timeout).toBe(status.failed);
+    // Every ping sent has ended but the ones younger than their deadline.
+    expect(status.sent - status.failed - status.succeeded).toBeLessThanOrEqual(3);
+    expect((await fetch(`${p.probes.url}/readyz`)).status).toBe(503);
+  });
+
+  it("reads no more than a pong's worth of an answer", async () => {
+    const huge = Buffer.alloc(8 * 1024 * 1024, "a");
+    const server = createServer((_req, res) => {
+      res.writeHead(200).end(huge);
+    });
+    const address = await listen(server);
+    const p = await pinger(`http://${address}/ping`, undefined, { intervalMs: 50 });
+    const status = await until(p, (s) => (s.failuresByReason.bad_body ?? 0) >= 2);
+    expect(status.lastFailure?.message).toMatch(/answer longer than 4096 bytes/);
+  });
 });

@@ -1,19 +1,19 @@
 /**
- * The pinger: every interval, one GET to the ponger over a keep-alive connection pool (TLS or mutual
- * TLS), with a deadline. It logs and counts each result, keeps a sliding window for /status and
- * /readyz, and swaps in new certificates by building a new connection pool: new pings use the new
- * pool at once, pings in flight finish on the old one, which then closes.
+ * The pinger: every interval, one GET to the ponger over a keep-alive connection (TLS or mutual TLS),
+ * with a deadline. It logs and counts each result, keeps a sliding window for /status and /readyz,
+ * and swaps in new certificates by building a new connection agent: new pings use it at once, pings
+ * in flight finish on the old one, which is closed once their deadline has passed.
  */
-import { Agent, request } from "undici";
 import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
 import type { Logger } from "../../lib/logger.ts";
 import { type ProbeServer, type Readiness, startProbeServer } from "../../lib/probe-server.ts";
-import { podHeader, pongBody } from "../protocol.ts";
-import { describeMaterial, type TlsMaterial } from "../tls-files.ts";
+import { pongBody } from "../protocol.ts";
+import { describeMaterial } from "../tls-files.ts";
 import { TlsReloader } from "../tls-reloader.ts";
 import type { PingerConfig } from "./config.ts";
 import { classifyError, type PingFailure } from "./failure.ts";
 import { PingWindow } from "./ping-window.ts";
+import { type PingAgent, pingAgent, sendPing } from "./ping-request.ts";
 
 /** Readiness fails when this many of the most recent pings all failed. */
 const readinessWindow = 3;
@@ -79,19 +79,12 @@ function createStats(windowMs: number) {
 }
 
 /**
- * Pings sent over one connection before it is closed (gracefully, with `Connection: close`) and the
- * next ping opens another. A Service balances connections, not requests: a pinger that kept one
- * connection would ping one ponger forever, however many the pair scales to.
+ * Pings sent over one connection before it is closed (gracefully: the last one asks for
+ * `Connection: close`) and the next ping opens another. A Service balances connections, not
+ * requests: a pinger that kept one connection would ping one ponger forever, however many the pair
+ * scales to.
  */
 export const pingsPerConnection = 10;
-
-function agentFor(material: TlsMaterial | undefined): Agent {
-  const connect: { ca?: string; cert?: string; key?: string } = {};
-  if (material?.trustBundlePem !== undefined) connect.ca = material.trustBundlePem;
-  if (material?.certificatePem !== undefined) connect.cert = material.certificatePem;
-  if (material?.privateKeyPem !== undefined) connect.key = material.privateKeyPem;
-  return new Agent({ connect, maxRequestsPerClient: pingsPerConnection });
-}
 
 export async function startPinger(config: PingerConfig, logger: Logger): Promise<Pinger> {
   const registry = new Registry();
@@ -121,6 +114,7 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
   });
 
   const { url } = config.ponger;
+  const target = new URL(url);
   const stats = createStats(60_000);
   const tlsPaths = {
     certificate: config.ponger.clientCertificate,
@@ -128,23 +122,20 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
     trustBundle: config.ponger.acceptCert,
   };
   const usesTlsFiles = Object.values(tlsPaths).some((p) => p !== undefined);
-  let agent: Agent = agentFor(undefined);
   const reloader = usesTlsFiles
     ? new TlsReloader({
         paths: tlsPaths,
         logger,
         apply: (material) => {
           const previous = agent;
-          agent = agentFor(material);
-          // close() lets requests in flight on the old pool finish.
-          void previous.close();
+          agent = pingAgent(target, material);
+          // Pings in flight on the old agent end by their deadline; then its connections close.
+          setTimeout(() => previous.destroy(), config.timeoutMs).unref();
         },
       })
     : undefined;
-  if (reloader) {
-    await agent.close();
-    agent = agentFor(await reloader.start());
-  }
+  let agent: PingAgent = pingAgent(target, reloader ? await reloader.start() : undefined);
+  let pingsSent = 0;
 
   const inFlight = new Set<Promise<void>>();
   let stopping = false;
@@ -157,24 +148,21 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
     logger.info({ url }, "Sent ping");
     let failure: PingFailure | undefined;
     try {
-      const response = await request(url, {
-        method: "GET",
-        dispatcher: agent,
-        signal: AbortSignal.timeout(config.timeoutMs),
+      const answer = await sendPing(target, agent, {
+        timeoutMs: config.timeoutMs,
+        closeConnection: ++pingsSent % pingsPerConnection === 0,
       });
-      const body = await response.body.text();
       const rttMs = performance.now() - started;
-      const pod = response.headers[podHeader];
-      const podName = typeof pod === "string" && pod !== "" ? pod : "unknown";
-      if (response.statusCode !== 200) {
+      const podName = answer.pod ?? "unknown";
+      if (answer.status !== 200) {
         failure = {
           reason: "http_status",
-          message: `HTTP ${response.statusCode} from ${podName}: ${body.slice(0, 200)}`,
+          message: `HTTP ${answer.status} from ${podName}: ${answer.body.slice(0, 200)}`,
         };
-      } else if (body !== pongBody) {
+      } else if (answer.body !== pongBody) {
         failure = {
           reason: "bad_body",
-          message: `expected "pong", got ${JSON.stringify(body.slice(0, 50))}`,
+          message: `expected "pong", got ${JSON.stringify(answer.body.slice(0, 50))}`,
         };
       } else {
         stats.succeeded(Date.now(), rttMs, podName);
@@ -230,7 +218,7 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
       clearTimeout(timer);
       reloader?.stop();
       await Promise.allSettled(inFlight);
-      await agent.close();
+      agent.destroy();
       await probes.close();
     },
   };

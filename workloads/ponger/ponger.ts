@@ -3,15 +3,17 @@
  * or plain HTTP, names its pod in a response header, counts what it receives, and swaps in new
  * certificates without a restart.
  */
-import type { Server as TlsServer } from "node:tls";
-import Fastify, { type FastifyInstance } from "fastify";
+import { createServer as createTcpServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import { collectDefaultMetrics, Counter, Registry } from "prom-client";
-import type { Logger } from "../../lib/logger.ts";
+import { listen, pathOf } from "../../lib/http-server.ts";
+import { fixedInfoLine, type Logger } from "../../lib/logger.ts";
 import { type ProbeServer, startProbeServer } from "../../lib/probe-server.ts";
 import { pingPath, podHeader, pongBody } from "../protocol.ts";
 import { describeMaterial, type TlsMaterial } from "../tls-files.ts";
 import { TlsReloader } from "../tls-reloader.ts";
 import type { PongerConfig } from "./config.ts";
+import { type Answer, type RequestHead, serveConnection } from "./http1.ts";
 
 export interface Ponger {
   /** e.g. https://127.0.0.1:8443/ping, with the port actually bound. */
@@ -19,8 +21,6 @@ export interface Ponger {
   readonly probes: ProbeServer;
   close(): Promise<void>;
 }
-
-const notPing = ["DELETE", "PATCH", "POST", "PUT", "OPTIONS"] as const;
 
 function tlsOptions(config: PongerConfig, material: TlsMaterial) {
   const mutual = config.service.clientCA !== undefined;
@@ -62,25 +62,82 @@ export async function startPonger(config: PongerConfig, logger: Logger): Promise
         logger,
         apply: (material) => {
           // New connections get the new context; established keep-alive connections finish on theirs.
-          (app.server as unknown as TlsServer).setSecureContext(tlsOptions(config, material));
+          (server as TlsServer).setSecureContext(tlsOptions(config, material));
         },
       })
     : undefined;
   const initial = reloader ? await reloader.start() : undefined;
 
-  const app: FastifyInstance = initial
-    ? Fastify({
-        logger: false,
-        https: {
-          ...tlsOptions(config, initial),
-          requestCert: config.service.clientCA !== undefined,
-          rejectUnauthorized: config.service.clientCA !== undefined,
-          minVersion: "TLSv1.2",
-        },
-      })
-    : Fastify({ logger: false });
+  const mutualTls = config.service.clientCA !== undefined;
 
-  app.server.on("tlsClientError", (error: Error & { code?: string }, socket: { remoteAddress?: string }) => {
+  // Per connection: a logger carrying the peer's address, and its "Received GET /ping" line, which
+  // is written on every ping and so is put together without pino's per-call work.
+  interface Connection {
+    readonly log: Logger;
+    readonly logPing: () => void;
+  }
+  const connection = (socket: Socket): Connection => {
+    const log = logger.child({ remote: socket.remoteAddress });
+    return { log, logPing: fixedInfoLine(log, "Received GET /ping") };
+  };
+
+  const pong: Answer = {
+    status: 200,
+    headers: { "content-type": "text/plain", [podHeader]: config.podName },
+    body: pongBody,
+  };
+  const notFound: Answer = {
+    status: 404,
+    headers: { "content-type": "text/plain" },
+    body: `not found: this server answers GET ${pingPath}\n`,
+  };
+  const methodNotAllowed: Answer = {
+    status: 405,
+    headers: { "content-type": "text/plain", allow: "GET, HEAD" },
+    body: "method not allowed: use GET\n",
+    close: true,
+  };
+
+  function answer(head: RequestHead, peer: Connection): Answer {
+    if (pathOf(head.target) !== pingPath) return notFound;
+    received.inc();
+    if (head.method === "GET" || head.method === "HEAD") {
+      peer.logPing();
+      return pong;
+    }
+    failures.inc({ reason: "method_not_allowed" });
+    peer.log.warn(`Received ${head.method} /ping: only GET is a ping`);
+    return methodNotAllowed;
+  }
+
+  const connections = new Set<Socket>();
+  const serve = (socket: Socket) => {
+    connections.add(socket);
+    socket.once("close", () => connections.delete(socket));
+    let peer: Connection | undefined;
+    serveConnection(socket, {
+      maxHeadBytes: 16 * 1024,
+      headTimeoutMs: 10_000,
+      idleTimeoutMs: 120_000,
+      onRequest: (head) => answer(head, (peer ??= connection(socket))),
+      onInvalid: (reason) =>
+        (peer ??= connection(socket)).log.warn({ reason }, "Refused a malformed request"),
+    });
+  };
+  const server: Server = initial
+    ? createTlsServer(
+        {
+          ...tlsOptions(config, initial),
+          requestCert: mutualTls,
+          rejectUnauthorized: mutualTls,
+          minVersion: "TLSv1.2",
+          handshakeTimeout: 10_000,
+        },
+        serve,
+      )
+    : createTcpServer(serve);
+
+  server.on("tlsClientError", (error: Error & { code?: string }, socket: Socket) => {
     tlsHandshakeFailures.inc();
     logger.warn(
       { code: error.code, error: error.message, remote: socket.remoteAddress },
@@ -88,39 +145,10 @@ export async function startPonger(config: PongerConfig, logger: Logger): Promise
     );
   });
 
-  app.get(pingPath, (request, reply) => {
-    received.inc();
-    logger.info({ remote: request.socket.remoteAddress }, "Received GET /ping");
-    return reply.header(podHeader, config.podName).type("text/plain").send(pongBody);
-  });
-  app.route({
-    method: [...notPing],
-    url: pingPath,
-    handler: (request, reply) => {
-      received.inc();
-      failures.inc({ reason: "method_not_allowed" });
-      logger.warn(
-        { remote: request.socket.remoteAddress },
-        `Received ${request.method} /ping: only GET is a ping`,
-      );
-      return reply
-        .code(405)
-        .header("allow", "GET, HEAD")
-        .type("text/plain")
-        .send("method not allowed: use GET");
-    },
-  });
-
   let shuttingDown = false;
-  await app.listen({ host: config.service.address, port: config.service.port });
-  const bound = app.server.address();
-  const port = typeof bound === "object" && bound ? bound.port : config.service.port;
-  const host = config.service.address.includes(":") ? `[${config.service.address}]` : config.service.address;
-  const pingUrl = `${config.service.protocol}://${host}:${port}/ping`;
-  logger.info(
-    { url: pingUrl, mutualTls: config.service.clientCA !== undefined, pod: config.podName },
-    "Ponger listening",
-  );
+  const origin = await listen(server, config.service.address, config.service.port, config.service.protocol);
+  const pingUrl = `${origin}${pingPath}`;
+  logger.info({ url: pingUrl, mutualTls, pod: config.podName }, "Ponger listening");
 
   const probes = await startProbeServer({
     address: config.metrics.address,
@@ -131,7 +159,7 @@ export async function startPonger(config: PongerConfig, logger: Logger): Promise
     status: () => ({
       pod: config.podName,
       protocol: config.service.protocol,
-      mutualTls: config.service.clientCA !== undefined,
+      mutualTls,
       tls: reloader?.current ? { ...describeMaterial(reloader.current), ...reloader.status } : null,
     }),
   });
@@ -142,8 +170,11 @@ export async function startPonger(config: PongerConfig, logger: Logger): Promise
     close: async () => {
       shuttingDown = true;
       reloader?.stop();
-      // fastify stops accepting, lets in-flight requests finish and closes idle keep-alive sockets.
-      await app.close();
+      // Stop accepting; answers are written as requests arrive, so every open connection is between
+      // requests: end each after what was written to it.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of connections) socket.end();
+      await closed;
       await probes.close();
     },
   };
