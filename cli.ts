@@ -5,8 +5,10 @@
  * load the control plane.
  */
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { util } from "./lib/builtins.ts";
 import { asyncStdout, createLogger, errorMessage } from "./lib/logger.ts";
+
+const { parseArgs } = util;
 import { exitOnSignal } from "./lib/shutdown.ts";
 
 const usage = `Usage: pingpong <command> [options]

@@ -5,8 +5,8 @@
  * Four fixed GET routes on node:http: a web framework here cost the workloads ~15 MiB of resident
  * memory per pod for nothing they use (measured by `npm run bench -- workloads`).
  */
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { Registry } from "prom-client";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { http } from "./builtins.ts";
 import { errorMessage, type Logger } from "./logger.ts";
 import { closeGracefully, listen, pathOf } from "./http-server.ts";
 
@@ -15,7 +15,8 @@ export type Readiness = { ready: true } | { ready: false; reason: string };
 export interface ProbeServerOptions {
   readonly address: string;
   readonly port: number;
-  readonly registry: Registry;
+  /** A prom-client Registry, or anything else that renders the text format. */
+  readonly registry: { readonly contentType: string; metrics(): string | Promise<string> };
   readonly logger: Logger;
   readonly readiness: () => Readiness;
   readonly status?: () => unknown;
@@ -64,7 +65,7 @@ export async function startProbeServer(options: ProbeServerOptions): Promise<Pro
     }
   }
 
-  const server = createServer((request, response) => {
+  const server = http.createServer((request, response) => {
     route(request, response).catch((error: unknown) => {
       logger.error({ path: pathOf(request.url), error: errorMessage(error) }, "Probe request failed");
       if (!response.headersSent) send(response, 500, text, "internal error\n");

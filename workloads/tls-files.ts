@@ -2,7 +2,8 @@
  * Reads a workload's certificate, key and trust bundle from disk and checks them before use: every
  * file parses, the key belongs to the certificate. A problem names the file and says what is wrong.
  */
-import { createHash, createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
+import type { KeyObject, X509Certificate as Certificate } from "node:crypto";
+import { crypto } from "../lib/builtins.ts";
 import { readFile } from "node:fs/promises";
 import { errorMessage } from "../lib/logger.ts";
 import { splitPemBlocks } from "../lib/pem.ts";
@@ -43,7 +44,7 @@ export class TlsFileError extends Error {
   }
 }
 
-export function summarize(cert: X509Certificate): CertificateSummary {
+export function summarize(cert: Certificate): CertificateSummary {
   return {
     subject: cert.subject,
     serial: cert.serialNumber.toLowerCase(),
@@ -61,12 +62,12 @@ async function readText(file: string): Promise<string> {
   }
 }
 
-function parseCertificates(file: string, text: string, what: string): X509Certificate[] {
+function parseCertificates(file: string, text: string, what: string): Certificate[] {
   const blocks = splitPemBlocks(text).filter((b) => b.type === "CERTIFICATE");
   if (blocks.length === 0) throw new TlsFileError(file, `holds no PEM certificate (expected ${what})`);
   return blocks.map((block, i) => {
     try {
-      return new X509Certificate(block.text);
+      return new crypto.X509Certificate(block.text);
     } catch (error) {
       throw new TlsFileError(file, `certificate ${i + 1} does not parse: ${errorMessage(error)}`);
     }
@@ -75,7 +76,7 @@ function parseCertificates(file: string, text: string, what: string): X509Certif
 
 function parsePrivateKey(file: string, text: string): KeyObject {
   try {
-    return createPrivateKey(text);
+    return crypto.createPrivateKey(text);
   } catch (error) {
     // The error of a failed key parse never includes the key text; still, say only what failed.
     throw new TlsFileError(
@@ -108,7 +109,8 @@ export async function loadTlsMaterial(paths: TlsFilePaths): Promise<TlsMaterial>
     paths.trustBundle !== undefined && trustBundlePem !== undefined
       ? parseCertificates(paths.trustBundle, trustBundlePem, "one or more CA certificates").map(summarize)
       : [];
-  const digest = createHash("sha256")
+  const digest = crypto
+    .createHash("sha256")
     .update(certificatePem ?? "")
     .update("\0")
     .update(privateKeyPem ?? "")
@@ -128,7 +130,7 @@ export async function loadTlsMaterial(paths: TlsFilePaths): Promise<TlsMaterial>
 
 /** Reads only the files' digest, to tell cheaply whether anything changed since the last load. */
 export async function digestOf(paths: TlsFilePaths): Promise<string> {
-  const hash = createHash("sha256");
+  const hash = crypto.createHash("sha256");
   for (const file of [paths.certificate, paths.privateKey, paths.trustBundle]) {
     hash.update(file === undefined ? "" : await readFile(file, "utf8").catch(() => "\u0001unreadable"));
     hash.update("\0");

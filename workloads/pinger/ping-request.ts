@@ -5,8 +5,9 @@
  * node:http's keep-alive Agent instead of undici: the pinger sends one small request a second, and
  * loading undici cost a pinger pod about 20 MiB of resident memory (`npm run bench -- workloads`).
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import type { Agent as HttpAgent, IncomingMessage } from "node:http";
+import type { Agent as HttpsAgent } from "node:https";
+import { http, https } from "../../lib/builtins.ts";
 import type { TlsMaterial } from "../tls-files.ts";
 import { podHeader } from "../protocol.ts";
 
@@ -29,8 +30,8 @@ export type PingAgent = HttpAgent | HttpsAgent;
 
 /** Keep-alive connections for `url`, trusting and presenting what `material` holds. */
 export function pingAgent(url: URL, material: TlsMaterial | undefined): PingAgent {
-  if (url.protocol === "http:") return new HttpAgent({ keepAlive: true });
-  return new HttpsAgent({
+  if (url.protocol === "http:") return new http.Agent({ keepAlive: true });
+  return new https.Agent({
     keepAlive: true,
     ...(material?.trustBundlePem !== undefined ? { ca: material.trustBundlePem } : {}),
     ...(material?.certificatePem !== undefined ? { cert: material.certificatePem } : {}),
@@ -48,7 +49,7 @@ export function sendPing(
   agent: PingAgent,
   options: { readonly timeoutMs: number; readonly closeConnection: boolean },
 ): Promise<PingAnswer> {
-  const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+  const send = url.protocol === "https:" ? https.request : http.request;
   return new Promise((resolve, reject) => {
     const request = send(
       url,

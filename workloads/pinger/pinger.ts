@@ -4,11 +4,11 @@
  * and swaps in new certificates by building a new connection agent: new pings use it at once, pings
  * in flight finish on the old one, which is closed once their deadline has passed.
  */
-import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
 import type { Logger } from "../../lib/logger.ts";
 import { type ProbeServer, type Readiness, startProbeServer } from "../../lib/probe-server.ts";
 import { pongBody } from "../protocol.ts";
 import { describeMaterial } from "../tls-files.ts";
+import { MetricsRegistry } from "../metrics.ts";
 import { TlsReloader } from "../tls-reloader.ts";
 import type { PingerConfig } from "./config.ts";
 import { classifyError, type PingFailure } from "./failure.ts";
@@ -87,31 +87,23 @@ function createStats(windowMs: number) {
 export const pingsPerConnection = 10;
 
 export async function startPinger(config: PingerConfig, logger: Logger): Promise<Pinger> {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  const sentTotal = new Counter({
-    name: "ping_requests_sent_total",
-    help: "Pings sent.",
-    registers: [registry],
-  });
-  const failuresTotal = new Counter({
-    name: "ping_failures_total",
-    help: "Pings that got no pong, by reason: timeout, tls, connection, http_status, bad_body.",
-    labelNames: ["reason"] as const,
-    registers: [registry],
-  });
-  const pongsTotal = new Counter({
-    name: "ping_pongs_total",
-    help: "Pongs received, by the ponger pod that answered.",
-    labelNames: ["ponger_pod"] as const,
-    registers: [registry],
-  });
-  const rtt = new Histogram({
-    name: "ping_rtt_seconds",
-    help: "Round-trip time of successful pings.",
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [registry],
-  });
+  const registry = new MetricsRegistry().withProcessMetrics();
+  const sentTotal = registry.counter("ping_requests_sent_total", "Pings sent.");
+  const failuresTotal = registry.counter(
+    "ping_failures_total",
+    "Pings that got no pong, by reason: timeout, tls, connection, http_status, bad_body.",
+    ["reason"],
+  );
+  const pongsTotal = registry.counter(
+    "ping_pongs_total",
+    "Pongs received, by the ponger pod that answered.",
+    ["ponger_pod"],
+  );
+  const rtt = registry.histogram(
+    "ping_rtt_seconds",
+    "Round-trip time of successful pings.",
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  );
 
   const { url } = config.ponger;
   const target = new URL(url);

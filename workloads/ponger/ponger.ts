@@ -5,12 +5,12 @@
  */
 import { createServer as createTcpServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
-import { collectDefaultMetrics, Counter, Registry } from "prom-client";
 import { listen, pathOf } from "../../lib/http-server.ts";
 import { fixedInfoLine, type Logger } from "../../lib/logger.ts";
 import { type ProbeServer, startProbeServer } from "../../lib/probe-server.ts";
 import { pingPath, podHeader, pongBody } from "../protocol.ts";
 import { describeMaterial, type TlsMaterial } from "../tls-files.ts";
+import { MetricsRegistry } from "../metrics.ts";
 import { TlsReloader } from "../tls-reloader.ts";
 import type { PongerConfig } from "./config.ts";
 import { type Answer, type RequestHead, serveConnection } from "./http1.ts";
@@ -32,24 +32,20 @@ function tlsOptions(config: PongerConfig, material: TlsMaterial) {
 }
 
 export async function startPonger(config: PongerConfig, logger: Logger): Promise<Ponger> {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  const received = new Counter({
-    name: "ping_requests_received_total",
-    help: "Requests received on /ping, valid or not.",
-    registers: [registry],
-  });
-  const failures = new Counter({
-    name: "ping_failures_total",
-    help: "Requests on /ping that were not a valid ping, by reason.",
-    labelNames: ["reason"] as const,
-    registers: [registry],
-  });
-  const tlsHandshakeFailures = new Counter({
-    name: "ponger_tls_handshake_failures_total",
-    help: "TLS handshakes refused, e.g. a client without a certificate from a trusted CA.",
-    registers: [registry],
-  });
+  const registry = new MetricsRegistry().withProcessMetrics();
+  const received = registry.counter(
+    "ping_requests_received_total",
+    "Requests received on /ping, valid or not.",
+  );
+  const failures = registry.counter(
+    "ping_failures_total",
+    "Requests on /ping that were not a valid ping, by reason.",
+    ["reason"],
+  );
+  const tlsHandshakeFailures = registry.counter(
+    "ponger_tls_handshake_failures_total",
+    "TLS handshakes refused, e.g. a client without a certificate from a trusted CA.",
+  );
 
   const https = config.service.protocol === "https";
   const reloader = https
