@@ -7,11 +7,15 @@
  * more. `require` returns the module object and leaves those alone. In a ponger pod, which uses none
  * of them, the difference was 7 MiB of its ~55 MiB (`npm run bench -- workloads`).
  */
+import type * as Crypto from "node:crypto";
+import type * as Http from "node:http";
+import type * as Https from "node:https";
 import { createRequire } from "node:module";
+import type * as Util from "node:util";
 
 const require = createRequire(import.meta.url);
 
-export const http = require("node:http") as typeof import("node:http");
-export const https = require("node:https") as typeof import("node:https");
-export const crypto = require("node:crypto") as typeof import("node:crypto");
-export const util = require("node:util") as typeof import("node:util");
+export const http = require("node:http") as typeof Http;
+export const https = require("node:https") as typeof Https;
+export const crypto = require("node:crypto") as typeof Crypto;
+export const util = require("node:util") as typeof Util;
