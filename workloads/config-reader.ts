@@ -8,7 +8,7 @@
  * that is not JSON (one a person wrote). It is the biggest module a pod would otherwise load, for a
  * file read once.
  */
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { parseDuration } from "../lib/duration.ts";
 import { errorMessage } from "../lib/logger.ts";
 
@@ -50,7 +50,9 @@ export class ConfigReader {
     if (file === undefined) return new ConfigReader({}, env, "(no config file)");
     let text: string;
     try {
-      text = await readFile(file, "utf8");
+      // Synchronously, like the TLS files: a workload that never touches the libuv thread pool never
+      // starts its threads (see tls-files.ts).
+      text = readFileSync(file, "utf8");
     } catch (error) {
       throw new ConfigError([`cannot read config file ${file}: ${errorMessage(error)}`]);
     }

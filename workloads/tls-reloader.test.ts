@@ -49,7 +49,7 @@ async function setUp() {
     pollIntervalMs: 60_000,
     debounceMs: 10,
   });
-  const initial = await reloader.start();
+  const initial = reloader.start();
   stopped.push(() => {
     reloader.stop();
     void volume.remove();
@@ -117,7 +117,7 @@ describe("TlsReloader", () => {
     expect(JSON.stringify(logs)).not.toContain("PRIVATE KEY");
 
     // The same bad contents are not reported again...
-    await reloader.check();
+    reloader.check();
     expect(logs.filter((l) => l.level === "error")).toHaveLength(1);
     // ...and the next good change is applied.
     await volume.write(filesOf(second));

@@ -28,8 +28,6 @@ export class TlsReloader {
   private readonly watchers: FSWatcher[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private rerun = false;
   private reloads = 0;
 
   constructor(options: TlsReloaderOptions) {
@@ -37,8 +35,8 @@ export class TlsReloader {
   }
 
   /** Loads the files for the first time; a problem here is fatal to the caller (nothing to serve). */
-  async start(): Promise<TlsMaterial> {
-    const material = await loadTlsMaterial(this.options.paths);
+  start(): TlsMaterial {
+    const material = loadTlsMaterial(this.options.paths);
     this.material = material;
     const folders = new Set(
       [this.options.paths.certificate, this.options.paths.privateKey, this.options.paths.trustBundle]
@@ -79,35 +77,26 @@ export class TlsReloader {
     clearTimeout(this.debounceTimer);
   }
 
-  /** Checks the files now; resolves when done. Used by the watchers, the poller and tests. */
-  check(): Promise<void> {
-    if (this.running) {
-      this.rerun = true;
-      return this.running;
-    }
-    this.running = this.reload().finally(() => {
-      this.running = undefined;
-      if (this.rerun) {
-        this.rerun = false;
-        void this.check();
-      }
-    });
-    return this.running;
+  /** Checks the files now (synchronously: they are small). Used by the watchers, the poller and tests. */
+  check(): void {
+    this.reload();
   }
 
   private schedule(): void {
     clearTimeout(this.debounceTimer);
-    this.debounceTimer = setTimeout(() => void this.check(), this.options.debounceMs ?? 50);
+    this.debounceTimer = setTimeout(() => {
+      this.check();
+    }, this.options.debounceMs ?? 50);
     this.debounceTimer.unref();
   }
 
-  private async reload(): Promise<void> {
+  private reload(): void {
     const { logger, paths } = this.options;
-    const digest = await digestOf(paths);
+    const digest = digestOf(paths);
     if (digest === this.material?.digest || digest === this.rejectedDigest) return;
     let next: TlsMaterial;
     try {
-      next = await loadTlsMaterial(paths);
+      next = loadTlsMaterial(paths);
     } catch (error) {
       this.rejectedDigest = digest;
       this.lastError = error instanceof Error ? error.message : String(error);

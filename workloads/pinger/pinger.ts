@@ -126,7 +126,7 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
         },
       })
     : undefined;
-  let agent: PingAgent = pingAgent(target, reloader ? await reloader.start() : undefined);
+  let agent: PingAgent = pingAgent(target, reloader?.start());
   let pingsSent = 0;
 
   const inFlight = new Set<Promise<void>>();

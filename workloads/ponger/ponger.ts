@@ -62,7 +62,7 @@ export async function startPonger(config: PongerConfig, logger: Logger): Promise
         },
       })
     : undefined;
-  const initial = reloader ? await reloader.start() : undefined;
+  const initial = reloader?.start();
 
   const mutualTls = config.service.clientCA !== undefined;
 
