@@ -46,19 +46,28 @@ export class Counter<L extends string = never> implements Metric {
   private readonly name: string;
   private readonly help: string;
   private readonly labelNames: readonly L[];
+  private readonly unlabelled: { values: string[]; count: number } | undefined;
 
   constructor(name: string, help: string, labelNames: readonly L[] = []) {
     this.name = name;
     this.help = help;
     this.labelNames = labelNames;
     // An unlabelled counter is exported as 0 from the start, as Prometheus clients do.
-    if (labelNames.length === 0) this.series.set("", { values: [], count: 0 });
+    if (labelNames.length === 0) {
+      this.unlabelled = { values: [], count: 0 };
+      this.series.set("", this.unlabelled);
+    }
   }
 
   inc(...args: [L] extends [never] ? [amount?: number] : [labels: Labels<L>, amount?: number]): void {
     const [first, second] = args as [Labels<L> | number | undefined, number | undefined];
     const labels = typeof first === "object" ? first : undefined;
     const amount = (typeof first === "number" ? first : second) ?? 1;
+    if (this.unlabelled) {
+      // The ponger counts every request: no key to build.
+      this.unlabelled.count += amount;
+      return;
+    }
     const values = this.labelNames.map((name) => labels?.[name] ?? "");
     const key = values.join("\u0000");
     const entry = this.series.get(key);

@@ -125,13 +125,21 @@ describe("serveConnection", () => {
 
   /** Sends `text` (in pieces, with pauses, when given several) and collects everything until the server closes. */
   async function exchange(port: number, ...pieces: string[]): Promise<{ text: string; closed: boolean }> {
+    return exchangePaced(port, 30, pieces);
+  }
+
+  async function exchangePaced(
+    port: number,
+    pauseMs: number,
+    pieces: string[],
+  ): Promise<{ text: string; closed: boolean }> {
     const socket: Socket = connect(port, "127.0.0.1");
     let text = "";
     socket.on("data", (chunk: Buffer) => (text += chunk.toString("latin1")));
     const closed = new Promise<boolean>((resolve) => socket.on("end", () => resolve(true)));
     for (const piece of pieces) {
       socket.write(piece);
-      await new Promise((r) => setTimeout(r, 30));
+      await new Promise((r) => setTimeout(r, pauseMs));
     }
     const result = await Promise.race([closed, new Promise<boolean>((r) => setTimeout(() => r(false), 600))]);
     socket.destroy();
@@ -185,5 +193,25 @@ describe("serveConnection", () => {
     expect(statuses(text)).toEqual([408]);
     expect(closed).toBe(true);
     expect(seen).toHaveLength(0);
+  });
+
+  it("closes a connection that stays silent past the idle timeout, and keeps a talking one", async () => {
+    const { port } = await serve({ idleTimeoutMs: 600 });
+    const silent = connect(port, "127.0.0.1");
+    const silentClosed = new Promise<number>((resolve) => {
+      const started = Date.now();
+      silent.on("close", () => resolve(Date.now() - started));
+    });
+    silent.on("error", () => undefined);
+    // Twelve requests 80 ms apart span more than the idle timeout: all are answered on one connection.
+    const talking = await exchangePaced(
+      port,
+      80,
+      Array.from({ length: 12 }, () => "GET /ping HTTP/1.1\r\nHost: p\r\n\r\n"),
+    );
+    expect(statuses(talking.text)).toEqual(Array.from({ length: 12 }, () => 200));
+    const after = await silentClosed;
+    expect(after).toBeGreaterThanOrEqual(250);
+    expect(after).toBeLessThan(3_000);
   });
 });

@@ -164,7 +164,7 @@ export interface ServeOptions {
   readonly maxHeadBytes: number;
   /** A started request head must be complete within this time (408, then close). */
   readonly headTimeoutMs: number;
-  /** A connection with nothing to do is closed after this time. */
+  /** A connection that sends nothing for this long is closed (within up to half as long again). */
   readonly idleTimeoutMs: number;
   readonly onRequest: (head: RequestHead) => Answer;
   /** A request that could not be parsed, after its 4xx answer was sent. */
@@ -186,11 +186,23 @@ export function serveConnection(socket: Socket, options: ServeOptions): void {
   };
 
   socket.setNoDelay(true);
-  socket.setTimeout(options.idleTimeoutMs, () => socket.destroy());
+  // Idle connections are swept rather than timed out with socket.setTimeout, which re-arms a timer on
+  // every read and write: a connection silent for a whole sweep period (half the idle timeout) is
+  // closed at the next sweep.
+  let heard = true;
+  const sweep = setInterval(() => {
+    if (!heard) socket.destroy();
+    heard = false;
+  }, options.idleTimeoutMs / 2);
+  sweep.unref();
   socket.on("error", () => socket.destroy());
-  socket.on("close", () => clearTimeout(headTimer));
+  socket.on("close", () => {
+    clearTimeout(headTimer);
+    clearInterval(sweep);
+  });
   socket.on("drain", () => socket.resume());
   socket.on("data", (chunk: Buffer) => {
+    heard = true;
     if (closing) return;
     pending += chunk.toString("latin1");
     let out = "";
