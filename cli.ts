@@ -6,7 +6,7 @@
  */
 import { resolve } from "node:path";
 import { util } from "./lib/builtins.ts";
-import { asyncStdout, createLogger, errorMessage } from "./lib/logger.ts";
+import { createLineLogger, errorMessage } from "./lib/line-logger.ts";
 
 const { parseArgs } = util;
 import { exitOnSignal } from "./lib/shutdown.ts";
@@ -76,7 +76,7 @@ async function main(argv: string[]): Promise<void> {
       const { loadPongerConfig } = await import("./workloads/ponger/config.ts");
       const { startPonger } = await import("./workloads/ponger/ponger.ts");
       const config = await loadPongerConfig(configFlag(rest, "ponger", pongerFields));
-      const logger = createLogger("ponger", asyncStdout());
+      const logger = createLineLogger("ponger");
       const ponger = await startPonger(config, logger);
       exitOnSignal(logger, () => ponger.close());
       return;
@@ -85,7 +85,7 @@ async function main(argv: string[]): Promise<void> {
       const { loadPingerConfig } = await import("./workloads/pinger/config.ts");
       const { startPinger } = await import("./workloads/pinger/pinger.ts");
       const config = await loadPingerConfig(configFlag(rest, "pinger", pingerFields));
-      const logger = createLogger("pinger", asyncStdout());
+      const logger = createLineLogger("pinger");
       const pinger = await startPinger(config, logger);
       exitOnSignal(logger, () => pinger.close());
       return;
@@ -97,6 +97,7 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       const { startOperator } = await import("./operator/operator.ts");
+      const { createLogger } = await import("./lib/logger.ts");
       const logger = createLogger("operator");
       const options = await operatorOptions(rest, process.env, logger);
       const operator = await startOperator({
@@ -121,6 +122,7 @@ async function main(argv: string[]): Promise<void> {
         usageError("usage: pingpong cluster up [--dir DIR] [--no-node]");
       const { pinnedKubernetesVersion } = await import("./controlplane/binaries.ts");
       const { ControlPlane } = await import("./controlplane/control-plane.ts");
+      const { createLogger } = await import("./lib/logger.ts");
       const logger = createLogger("cluster");
       const dir = resolve(values.dir);
       const withNode = !values["no-node"];
@@ -154,6 +156,7 @@ async function main(argv: string[]): Promise<void> {
         strict: true,
       });
       // Quiet logs: the demo prints what matters itself.
+      const { createLogger } = await import("./lib/logger.ts");
       const logger = createLogger("demo");
       logger.level = process.env.LOG_LEVEL ?? "warn";
       const demo = values.workloads

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { http } from "./builtins.ts";
-import { errorMessage, type Logger } from "./logger.ts";
+import { errorMessage, type Logger } from "./line-logger.ts";
 import { closeGracefully, listen, pathOf } from "./http-server.ts";
 
 export type Readiness = { ready: true } | { ready: false; reason: string };

@@ -10,7 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseDuration } from "../lib/duration.ts";
-import { errorMessage } from "../lib/logger.ts";
+import { errorMessage } from "../lib/line-logger.ts";
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";

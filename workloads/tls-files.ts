@@ -5,7 +5,7 @@
 import type { KeyObject, X509Certificate as Certificate } from "node:crypto";
 import { crypto } from "../lib/builtins.ts";
 import { readFileSync } from "node:fs";
-import { errorMessage } from "../lib/logger.ts";
+import { errorMessage } from "../lib/line-logger.ts";
 import { splitPemBlocks } from "../lib/pem.ts";
 
 export interface TlsFilePaths {
@@ -112,14 +112,7 @@ export function loadTlsMaterial(paths: TlsFilePaths): TlsMaterial {
     paths.trustBundle !== undefined && trustBundlePem !== undefined
       ? parseCertificates(paths.trustBundle, trustBundlePem, "one or more CA certificates").map(summarize)
       : [];
-  const digest = crypto
-    .createHash("sha256")
-    .update(certificatePem ?? "")
-    .update("\0")
-    .update(privateKeyPem ?? "")
-    .update("\0")
-    .update(trustBundlePem ?? "")
-    .digest("hex");
+  const digest = digestTexts([certificatePem, privateKeyPem, trustBundlePem]);
   return {
     certificatePem,
     privateKeyPem,
@@ -131,20 +124,23 @@ export function loadTlsMaterial(paths: TlsFilePaths): TlsMaterial {
   };
 }
 
+/** One digest of the three files' contents, the same whether computed at load or by digestOf. */
+function digestTexts(texts: readonly (string | undefined)[]): string {
+  const hash = crypto.createHash("sha256");
+  for (const text of texts) hash.update(text ?? "").update("\0");
+  return hash.digest("hex");
+}
+
 /** Reads only the files' digest, to tell cheaply whether anything changed since the last load. */
 export function digestOf(paths: TlsFilePaths): string {
-  const hash = crypto.createHash("sha256");
-  for (const file of [paths.certificate, paths.privateKey, paths.trustBundle]) {
-    let text = "";
+  const read = (file: string | undefined) => {
     try {
-      if (file !== undefined) text = readFileSync(file, "utf8");
+      return file === undefined ? undefined : readFileSync(file, "utf8");
     } catch {
-      text = "\u0001unreadable";
+      return "\u0001unreadable";
     }
-    hash.update(text);
-    hash.update("\0");
-  }
-  return hash.digest("hex");
+  };
+  return digestTexts([read(paths.certificate), read(paths.privateKey), read(paths.trustBundle)]);
 }
 
 /** The /status view of loaded material. */

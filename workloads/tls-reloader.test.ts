@@ -1,7 +1,6 @@
 import { X509Certificate } from "node:crypto";
-import { Writable } from "node:stream";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../lib/logger.ts";
+import { createLineLogger } from "../lib/line-logger.ts";
 import { mintTestPki, type TestPki } from "../operator/pki/testing/fixtures.ts";
 import { KubeletVolume } from "./testing/kubelet-volume.ts";
 import type { TlsMaterial } from "./tls-files.ts";
@@ -29,15 +28,9 @@ async function setUp() {
   const volume = await KubeletVolume.create(filesOf(first));
   const applied: TlsMaterial[] = [];
   const logs: Record<string, unknown>[] = [];
-  const logger = createLogger(
-    "reloader-test",
-    new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        logs.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-        done();
-      },
-    }),
-  );
+  const logger = createLineLogger("reloader-test", {
+    write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>),
+  });
   const reloader = new TlsReloader({
     paths: {
       certificate: volume.path("tls.crt"),
@@ -72,6 +65,15 @@ describe("TlsReloader", () => {
     expect(initial.trustBundle.map((c) => c.sha256Fingerprint)).toEqual([
       fingerprint(first.ca.certificatePem),
     ]);
+  });
+
+  it("does not reload files that have not changed", async () => {
+    const { applied, reloader, logs } = await setUp();
+    reloader.check();
+    reloader.check();
+    expect(applied).toHaveLength(0);
+    expect(reloader.status).toEqual({ reloads: 0, lastError: null });
+    expect(logs.filter((l) => l.msg === "Reloaded TLS files")).toHaveLength(0);
   });
 
   it("applies a kubelet-style ..data swap by itself, from the folder watch", async () => {

@@ -8,7 +8,7 @@
  */
 import { type FSWatcher, watch } from "node:fs";
 import { dirname } from "node:path";
-import type { Logger } from "../lib/logger.ts";
+import type { Logger } from "../lib/line-logger.ts";
 import { digestOf, loadTlsMaterial, TlsFileError, type TlsFilePaths, type TlsMaterial } from "./tls-files.ts";
 
 export interface TlsReloaderOptions {

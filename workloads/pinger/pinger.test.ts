@@ -1,8 +1,7 @@
 import { createServer, type Server } from "node:http";
 import { createServer as createTcpServer, type Socket, type Server as TcpServer } from "node:net";
-import { Writable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../../lib/logger.ts";
+import { createLineLogger } from "../../lib/line-logger.ts";
 import { mintTestPki, type TestPki } from "../../operator/pki/testing/fixtures.ts";
 import { type Ponger, startPonger } from "../ponger/ponger.ts";
 import { KubeletVolume } from "../testing/kubelet-volume.ts";
@@ -10,7 +9,7 @@ import { metricValue } from "../testing/tls-client.ts";
 import type { PingerConfig } from "./config.ts";
 import { type Pinger, type PingerStatus, pingsPerConnection, startPinger } from "./pinger.ts";
 
-const logger = createLogger("pinger-test", new Writable({ write: (_c, _e, done) => done() }));
+const logger = createLineLogger("pinger-test", { write: () => undefined });
 let pki: TestPki;
 let other: TestPki;
 let serverVolume: KubeletVolume;

@@ -4,7 +4,7 @@
  * and swaps in new certificates by building a new connection agent: new pings use it at once, pings
  * in flight finish on the old one, which is closed once their deadline has passed.
  */
-import type { Logger } from "../../lib/logger.ts";
+import type { Logger } from "../../lib/line-logger.ts";
 import { type ProbeServer, type Readiness, startProbeServer } from "../../lib/probe-server.ts";
 import { pongBody } from "../protocol.ts";
 import { describeMaterial } from "../tls-files.ts";

@@ -1,6 +1,5 @@
-import { Writable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createLogger } from "../../lib/logger.ts";
+import { createLineLogger } from "../../lib/line-logger.ts";
 import { mintTestPki, type TestPki } from "../../operator/pki/testing/fixtures.ts";
 import { KubeletVolume } from "../testing/kubelet-volume.ts";
 import { fetchOnce, metricValue } from "../testing/tls-client.ts";
@@ -12,15 +11,7 @@ let other: TestPki;
 let volume: KubeletVolume;
 const running: Ponger[] = [];
 const logs: string[] = [];
-const logger = createLogger(
-  "ponger-test",
-  new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      logs.push(chunk.toString());
-      done();
-    },
-  }),
-);
+const logger = createLineLogger("ponger-test", { write: (line: string) => logs.push(line) });
 
 beforeAll(async () => {
   [pki, other] = await Promise.all([mintTestPki("ponger"), mintTestPki("other")]);

@@ -6,7 +6,7 @@
 import { createServer as createTcpServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import { listen, pathOf } from "../../lib/http-server.ts";
-import { fixedInfoLine, type Logger } from "../../lib/logger.ts";
+import type { Logger } from "../../lib/line-logger.ts";
 import { type ProbeServer, startProbeServer } from "../../lib/probe-server.ts";
 import { pingPath, podHeader, pongBody } from "../protocol.ts";
 import { describeMaterial, type TlsMaterial } from "../tls-files.ts";
@@ -66,16 +66,8 @@ export async function startPonger(config: PongerConfig, logger: Logger): Promise
 
   const mutualTls = config.service.clientCA !== undefined;
 
-  // Per connection: a logger carrying the peer's address, and its "Received GET /ping" line, which
-  // is written on every ping and so is put together without pino's per-call work.
-  interface Connection {
-    readonly log: Logger;
-    readonly logPing: () => void;
-  }
-  const connection = (socket: Socket): Connection => {
-    const log = logger.child({ remote: socket.remoteAddress });
-    return { log, logPing: fixedInfoLine(log, "Received GET /ping") };
-  };
+  // Per connection: a logger carrying the peer's address (serialized once, not per request).
+  const connectionLogger = (socket: Socket): Logger => logger.child({ remote: socket.remoteAddress });
 
   const pong: Answer = {
     status: 200,
@@ -94,15 +86,15 @@ export async function startPonger(config: PongerConfig, logger: Logger): Promise
     close: true,
   };
 
-  function answer(head: RequestHead, peer: Connection): Answer {
+  function answer(head: RequestHead, log: Logger): Answer {
     if (pathOf(head.target) !== pingPath) return notFound;
     received.inc();
     if (head.method === "GET" || head.method === "HEAD") {
-      peer.logPing();
+      log.info("Received GET /ping");
       return pong;
     }
     failures.inc({ reason: "method_not_allowed" });
-    peer.log.warn(`Received ${head.method} /ping: only GET is a ping`);
+    log.warn(`Received ${head.method} /ping: only GET is a ping`);
     return methodNotAllowed;
   }
 
@@ -110,14 +102,15 @@ export async function startPonger(config: PongerConfig, logger: Logger): Promise
   const serve = (socket: Socket) => {
     connections.add(socket);
     socket.once("close", () => connections.delete(socket));
-    let peer: Connection | undefined;
+    let log: Logger | undefined;
     serveConnection(socket, {
       maxHeadBytes: 16 * 1024,
       headTimeoutMs: 10_000,
       idleTimeoutMs: 120_000,
-      onRequest: (head) => answer(head, (peer ??= connection(socket))),
-      onInvalid: (reason) =>
-        (peer ??= connection(socket)).log.warn({ reason }, "Refused a malformed request"),
+      onRequest: (head) => answer(head, (log ??= connectionLogger(socket))),
+      onInvalid: (reason) => {
+        (log ??= connectionLogger(socket)).warn({ reason }, "Refused a malformed request");
+      },
     });
   };
   const server: Server = initial
