@@ -6,7 +6,7 @@ import type { KeyObject, X509Certificate as Certificate } from "node:crypto";
 import { crypto } from "../lib/builtins.ts";
 import { readFileSync } from "node:fs";
 import { errorMessage } from "../lib/line-logger.ts";
-import { splitPemBlocks } from "../lib/pem.ts";
+import { scanPem } from "../lib/pem.ts";
 
 export interface TlsFilePaths {
   readonly certificate?: string | undefined;
@@ -60,15 +60,33 @@ export function summarize(cert: Certificate): CertificateSummary {
  * and allocator arenas cost a pod about 2 MiB of resident memory for nothing else it does.
  */
 function readText(file: string): string {
+  let text: string;
   try {
-    return readFileSync(file, "utf8");
+    text = readFileSync(file, "utf8");
   } catch (error) {
     throw new TlsFileError(file, `cannot be read: ${errorMessage(error)}`);
   }
+  if (text.length > maxFileBytes) {
+    throw new TlsFileError(
+      file,
+      `is ${text.length} bytes; certificates, keys and bundles here are a few kilobytes (at most ${maxFileBytes})`,
+    );
+  }
+  const { unterminated } = scanPem(text);
+  if (unterminated) {
+    throw new TlsFileError(
+      file,
+      `ends in an incomplete PEM block: the BEGIN ${unterminated.type} line ${unterminated.line} has no END line (a half-written file?)`,
+    );
+  }
+  return text;
 }
 
+/** Larger files are refused before any parsing. */
+export const maxFileBytes = 1024 * 1024;
+
 function parseCertificates(file: string, text: string, what: string): Certificate[] {
-  const blocks = splitPemBlocks(text).filter((b) => b.type === "CERTIFICATE");
+  const blocks = scanPem(text).blocks.filter((b) => b.type === "CERTIFICATE");
   if (blocks.length === 0) throw new TlsFileError(file, `holds no PEM certificate (expected ${what})`);
   return blocks.map((block, i) => {
     try {
@@ -80,6 +98,12 @@ function parseCertificates(file: string, text: string, what: string): Certificat
 }
 
 function parsePrivateKey(file: string, text: string): KeyObject {
+  if (text.includes("-----BEGIN ENCRYPTED PRIVATE KEY-----") || /^Proc-Type: 4,ENCRYPTED$/m.test(text)) {
+    throw new TlsFileError(
+      file,
+      "is a passphrase-protected (encrypted) private key; give an unencrypted one, e.g. from `openssl pkey -in KEY -out KEY.plain`",
+    );
+  }
   try {
     return crypto.createPrivateKey(text);
   } catch (error) {

@@ -1,4 +1,4 @@
-import { X509Certificate } from "node:crypto";
+import crypto, { X509Certificate } from "node:crypto";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createLineLogger } from "../lib/line-logger.ts";
 import { mintTestPki, type TestPki } from "../operator/pki/testing/fixtures.ts";
@@ -103,11 +103,37 @@ describe("TlsReloader", () => {
     ["a key that does not match", { "tls.key": "KEY" }, "tls.key", /not a usable PEM private key/],
     ["a key of another certificate", { "tls.key": "SECOND" }, "tls.key", /does not match the certificate/],
     ["an empty trust bundle", { "ca.crt": "" }, "ca.crt", /holds no PEM certificate/],
+    [
+      "a certificate followed by a lone BEGIN line (a half-written file)",
+      { "tls.crt": "SECOND_CERT-----BEGIN CERTIFICATE-----\nMIIB\n" },
+      "tls.crt",
+      /incomplete PEM block: the BEGIN CERTIFICATE line \d+ has no END line/,
+    ],
+    [
+      "500 KB of BEGIN lines",
+      { "ca.crt": "-----BEGIN CERTIFICATE-----\n".repeat(18_000) },
+      "ca.crt",
+      /incomplete PEM block: the BEGIN CERTIFICATE line 1 has no END line/,
+    ],
+    ["a file over 1 MiB", { "ca.crt": "x".repeat(1024 * 1024 + 1) }, "ca.crt", /at most 1048576/],
+    [
+      "a passphrase-protected key",
+      { "tls.key": "ENCRYPTED_KEY" },
+      "tls.key",
+      /passphrase-protected \(encrypted\) private key/,
+    ],
   ])("keeps the working files when given %s, naming the file", async (_, change, file, message) => {
     const { volume, applied, logs, reloader, initial } = await setUp();
-    const replacement = Object.fromEntries(
-      Object.entries(change).map(([k, v]) => [k, v === "SECOND" ? second.server.privateKeyPem : v]),
-    );
+    const substitute = (value: string) =>
+      value === "SECOND"
+        ? second.server.privateKeyPem
+        : value === "ENCRYPTED_KEY"
+          ? crypto
+              .createPrivateKey(first.server.privateKeyPem)
+              .export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase: "secret" })
+              .toString()
+          : value.replace("SECOND_CERT", second.server.certificatePem);
+    const replacement = Object.fromEntries(Object.entries(change).map(([k, v]) => [k, substitute(v)]));
     await volume.write({ ...filesOf(first), ...replacement });
     await eventually(() => logs.some((l) => l.level === "error"));
     expect(applied).toHaveLength(0);

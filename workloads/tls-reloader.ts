@@ -8,7 +8,7 @@
  */
 import { type FSWatcher, watch } from "node:fs";
 import { dirname } from "node:path";
-import type { Logger } from "../lib/line-logger.ts";
+import { errorMessage, type Logger } from "../lib/line-logger.ts";
 import { digestOf, loadTlsMaterial, TlsFileError, type TlsFilePaths, type TlsMaterial } from "./tls-files.ts";
 
 export interface TlsReloaderOptions {
@@ -93,20 +93,32 @@ export class TlsReloader {
   private reload(): void {
     const { logger, paths } = this.options;
     const digest = digestOf(paths);
-    if (digest === this.material?.digest || digest === this.rejectedDigest) return;
+    if (digest === this.material?.digest) {
+      if (this.lastError !== undefined) {
+        // The bad files were replaced by the ones in use: nothing to load, nothing wrong any more.
+        this.lastError = undefined;
+        this.rejectedDigest = undefined;
+        logger.info("TLS files are back to the ones in use");
+      }
+      return;
+    }
+    if (digest === this.rejectedDigest) return;
     let next: TlsMaterial;
     try {
       next = loadTlsMaterial(paths);
+      // The TLS library has the last word: what it refuses is refused like a file that did not parse.
+      this.options.apply(next);
     } catch (error) {
       this.rejectedDigest = digest;
-      this.lastError = error instanceof Error ? error.message : String(error);
+      const files = [paths.certificate, paths.privateKey, paths.trustBundle].filter(Boolean).join(", ");
+      this.lastError =
+        error instanceof TlsFileError ? error.message : `${files}: refused by TLS: ${errorMessage(error)}`;
       logger.error(
-        { file: error instanceof TlsFileError ? error.file : undefined, error: this.lastError },
+        { file: error instanceof TlsFileError ? error.file : files, error: this.lastError },
         "New TLS files are unusable; keeping the previous certificates until the files change again",
       );
       return;
     }
-    this.options.apply(next);
     this.material = next;
     this.rejectedDigest = undefined;
     this.lastError = undefined;
