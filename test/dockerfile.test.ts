@@ -163,7 +163,7 @@ describe("Dockerfile", () => {
           });
         }
       expect(existsSync(join(app, "node_modules", "typescript"))).toBe(false);
-      expect(existsSync(join(app, "node_modules", "fastify"))).toBe(true);
+      expect(existsSync(join(app, "node_modules", "pino"))).toBe(true);
       const cli = join(app, "dist", "cli.js");
       const env = { NODE_ENV: "production" };
 

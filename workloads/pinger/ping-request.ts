@@ -9,13 +9,15 @@ import type { Agent as HttpAgent, IncomingMessage } from "node:http";
 import type { Agent as HttpsAgent } from "node:https";
 import { http, https } from "../../lib/builtins.ts";
 import type { TlsMaterial } from "../tls-files.ts";
-import { podHeader } from "../protocol.ts";
+import { podHeader, refusedHeader } from "../protocol.ts";
 
 export interface PingAnswer {
   readonly status: number;
   readonly body: string;
   /** The `x-ponger-pod` header, when the answer had one. */
   readonly pod: string | undefined;
+  /** The ponger refused this pinger's client certificate (the body says why). */
+  readonly certificateRefused: boolean;
 }
 
 /** A pong is four bytes; an answer longer than this is not one, and is not read further. */
@@ -78,6 +80,7 @@ export function sendPing(
             status: response.statusCode ?? 0,
             body: Buffer.concat(chunks).toString("utf8"),
             pod: typeof pod === "string" && pod !== "" ? pod : undefined,
+            certificateRefused: response.headers[refusedHeader] === "client-certificate",
           });
         });
         response.on("error", reject);

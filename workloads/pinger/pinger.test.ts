@@ -149,7 +149,7 @@ describe("pinger against a ponger over mutual TLS", () => {
     const status = await until(p, (s) => s.failed >= 3);
     expect(status.succeeded).toBe(0);
     expect(status.failuresByReason.tls).toBe(status.failed);
-    expect(status.lastFailure?.message).toMatch(/TLS error/);
+    expect(status.lastFailure?.message).toMatch(/TLS error SELF_SIGNED_CERT_IN_CHAIN/);
     const readyz = await fetch(`${p.probes.url}/readyz`);
     expect(readyz.status).toBe(503);
     expect(await readyz.text()).toMatch(/the last 3 pings failed: TLS error/);

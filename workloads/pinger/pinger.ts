@@ -146,7 +146,12 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
       });
       const rttMs = performance.now() - started;
       const podName = answer.pod ?? "unknown";
-      if (answer.status !== 200) {
+      if (answer.certificateRefused) {
+        failure = {
+          reason: "tls",
+          message: `${podName} refused this pinger's ${answer.body.trim()}`,
+        };
+      } else if (answer.status !== 200) {
         failure = {
           reason: "http_status",
           message: `HTTP ${answer.status} from ${podName}: ${answer.body.slice(0, 200)}`,

@@ -1,10 +1,11 @@
+import { connect } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createLineLogger } from "../../lib/line-logger.ts";
 import { mintTestPki, type TestPki } from "../../operator/pki/testing/fixtures.ts";
 import { KubeletVolume } from "../testing/kubelet-volume.ts";
 import { fetchOnce, metricValue } from "../testing/tls-client.ts";
 import type { PongerConfig } from "./config.ts";
-import { type Ponger, startPonger } from "./ponger.ts";
+import { defaultPongerLimits, type Ponger, type PongerLimits, startPonger } from "./ponger.ts";
 
 let pki: TestPki;
 let other: TestPki;
@@ -26,7 +27,10 @@ afterEach(async () => {
 });
 afterAll(() => volume.remove());
 
-async function ponger(service: Partial<PongerConfig["service"]>): Promise<Ponger> {
+async function ponger(
+  service: Partial<PongerConfig["service"]>,
+  limits: PongerLimits = defaultPongerLimits,
+): Promise<Ponger> {
   const config: PongerConfig = {
     service: {
       address: "127.0.0.1",
@@ -39,7 +43,7 @@ async function ponger(service: Partial<PongerConfig["service"]>): Promise<Ponger
     metrics: { address: "127.0.0.1", port: 0 },
     podName: "ponger-0",
   };
-  const started = await startPonger(config, logger);
+  const started = await startPonger(config, logger, limits);
   running.push(started);
   return started;
 }
@@ -60,9 +64,20 @@ describe("ponger over mutual TLS", () => {
     expect(logs.join("")).toContain('"msg":"Received GET /ping"');
   });
 
-  it("refuses a client without a certificate", async () => {
+  it("refuses a client without a certificate, saying why, and says so in its log once per peer", async () => {
     const p = await ponger(mtls());
-    await expect(fetchOnce(p.pingUrl, { ca: pki.ca.certificatePem })).rejects.toThrow();
+    const before = logs.length;
+    for (let i = 0; i < 5; i++) {
+      const refused = await fetchOnce(p.pingUrl, { ca: pki.ca.certificatePem });
+      expect(refused).toMatchObject({
+        status: 403,
+        body: "client certificate refused: no client certificate was presented\n",
+      });
+      expect(refused.headers["x-pingpong-refused"]).toBe("client-certificate");
+    }
+    const reported = logs.slice(before).filter((l) => l.includes("Refused a client certificate"));
+    expect(reported).toHaveLength(1);
+    expect(JSON.parse(reported[0] ?? "{}")).toMatchObject({ remote: "127.0.0.1", code: "NO_CERTIFICATE" });
     const metrics = await (await fetch(`${p.probes.url}/metrics`)).text();
     expect(metricValue(metrics, "ponger_tls_handshake_failures_total")).toBeGreaterThanOrEqual(1);
     expect(metricValue(metrics, "ping_requests_received_total")).toBe(0);
@@ -75,7 +90,10 @@ describe("ponger over mutual TLS", () => {
       cert: other.client.certificatePem,
       key: other.client.privateKeyPem,
     };
-    await expect(fetchOnce(p.pingUrl, stranger)).rejects.toThrow();
+    expect(await fetchOnce(p.pingUrl, stranger)).toMatchObject({
+      status: 403,
+      body: "client certificate refused: it is not signed by a CA this ponger trusts\n",
+    });
     const metrics = await (await fetch(`${p.probes.url}/metrics`)).text();
     expect(metricValue(metrics, "ping_requests_received_total")).toBe(0);
   });
@@ -89,6 +107,52 @@ describe("ponger over mutual TLS", () => {
         key: pki.client.privateKeyPem,
       }),
     ).rejects.toThrow(/certificate|self-signed|verify/i);
+  });
+});
+
+describe("ponger limits", () => {
+  /**
+   * Opens `count` TCP connections that never start a TLS handshake; once all are connected, returns
+   * for each the promise of its lifetime in milliseconds.
+   */
+  async function idleConnections(url: string, count: number): Promise<Promise<number>[]> {
+    const { hostname, port } = new URL(url);
+    const opened = await Promise.all(
+      Array.from(
+        { length: count },
+        () =>
+          new Promise<{ closed: Promise<number> }>((resolve) => {
+            const started = Date.now();
+            const socket = connect(Number(port), hostname);
+            const closed = new Promise<number>((done) =>
+              socket.on("close", () => done(Date.now() - started)),
+            );
+            socket.on("connect", () => resolve({ closed }));
+            socket.on("error", () => undefined);
+          }),
+      ),
+    );
+    return opened.map((o) => o.closed);
+  }
+
+  it("drops connections that never finish a TLS handshake, and keeps serving", async () => {
+    const p = await ponger(mtls(), { ...defaultPongerLimits, handshakeTimeoutMs: 300 });
+    const lifetimes = await Promise.all(await idleConnections(p.pingUrl, 50));
+    expect(Math.min(...lifetimes)).toBeGreaterThanOrEqual(250);
+    expect(await fetchOnce(p.pingUrl, client())).toMatchObject({ status: 200, body: "pong" });
+  });
+
+  it("closes connections beyond its maximum as they arrive", async () => {
+    const p = await ponger(mtls(), { ...defaultPongerLimits, maxConnections: 10 });
+    const held = await idleConnections(p.pingUrl, 10);
+    const extra = await idleConnections(p.pingUrl, 5);
+    // The five over the limit are closed at once, the ten within it stay open.
+    expect(Math.max(...(await Promise.all(extra)))).toBeLessThan(defaultPongerLimits.handshakeTimeoutMs);
+    const stillOpen = await Promise.race([
+      Promise.any(held).then(() => false),
+      new Promise((r) => setTimeout(() => r(true), 300)),
+    ]);
+    expect(stillOpen).toBe(true);
   });
 });
 

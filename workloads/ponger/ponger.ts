@@ -4,16 +4,30 @@
  * certificates without a restart.
  */
 import { createServer as createTcpServer, type Server, type Socket } from "node:net";
-import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from "node:tls";
 import { listen, pathOf } from "../../lib/http-server.ts";
 import type { Logger } from "../../lib/line-logger.ts";
 import { type ProbeServer, startProbeServer } from "../../lib/probe-server.ts";
-import { pingPath, podHeader, pongBody } from "../protocol.ts";
+import { PeerLimiter } from "../peer-limiter.ts";
+import { pingPath, podHeader, pongBody, refusedHeader } from "../protocol.ts";
 import { describeMaterial, type TlsMaterial } from "../tls-files.ts";
 import { MetricsRegistry } from "../metrics.ts";
 import { TlsReloader } from "../tls-reloader.ts";
 import type { PongerConfig } from "./config.ts";
 import { type Answer, type RequestHead, serveConnection } from "./http1.ts";
+
+/** What a certificate verification error means, for the 403 and the log. */
+const refusalReasons: Readonly<Record<string, string>> = {
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "it is not signed by a CA this ponger trusts",
+  UNABLE_TO_GET_ISSUER_CERT: "it is not signed by a CA this ponger trusts",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "it is not signed by a CA this ponger trusts",
+  SELF_SIGNED_CERT_IN_CHAIN: "it is not signed by a CA this ponger trusts",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "it is self-signed",
+  CERT_HAS_EXPIRED: "it has expired",
+  CERT_NOT_YET_VALID: "it is not valid yet",
+  CERT_SIGNATURE_FAILURE: "its signature does not verify",
+  INVALID_PURPOSE: "it is not for client authentication",
+};
 
 export interface Ponger {
   /** e.g. https://127.0.0.1:8443/ping, with the port actually bound. */
@@ -31,7 +45,30 @@ function tlsOptions(config: PongerConfig, material: TlsMaterial) {
   };
 }
 
-export async function startPonger(config: PongerConfig, logger: Logger): Promise<Ponger> {
+/**
+ * What one ponger holds open for clients, authenticated or not. Defaults for a pod with a 256 MiB
+ * limit; tests make them small.
+ */
+export interface PongerLimits {
+  /** A TLS handshake not finished in this time is dropped. */
+  readonly handshakeTimeoutMs: number;
+  /** Connections beyond this many are closed as they arrive. */
+  readonly maxConnections: number;
+  /** A connection that sends nothing for this long is closed. */
+  readonly idleTimeoutMs: number;
+}
+
+export const defaultPongerLimits: PongerLimits = {
+  handshakeTimeoutMs: 10_000,
+  maxConnections: 2_048,
+  idleTimeoutMs: 120_000,
+};
+
+export async function startPonger(
+  config: PongerConfig,
+  logger: Logger,
+  limits: PongerLimits = defaultPongerLimits,
+): Promise<Ponger> {
   const registry = new MetricsRegistry().withProcessMetrics();
   const received = registry.counter(
     "ping_requests_received_total",
@@ -98,15 +135,59 @@ export async function startPonger(config: PongerConfig, logger: Logger): Promise
     return methodNotAllowed;
   }
 
+  const refusals = new PeerLimiter();
+  const reportRefusal = (remote: string | undefined, fields: Record<string, unknown>, message: string) => {
+    tlsHandshakeFailures.inc();
+    const held = refusals.take(remote ?? "unknown");
+    if (held !== undefined)
+      logger.warn({ remote, ...fields, ...(held > 0 ? { alsoRefusedSinceLastReport: held } : {}) }, message);
+  };
+
+  /**
+   * A client whose certificate does not verify: the handshake has completed (the server does not
+   * reject by itself, so that the reason can be told), and every request gets a 403 saying why, then
+   * the connection closes. Nothing else is served on it.
+   */
+  function refuse(socket: TLSSocket): void {
+    const presented = Object.keys(socket.getPeerCertificate()).length > 0;
+    const code = presented
+      ? ((socket.authorizationError as { code?: string } | null)?.code ?? String(socket.authorizationError))
+      : "NO_CERTIFICATE";
+    const reason = presented
+      ? (refusalReasons[code] ?? `it does not verify (${code})`)
+      : "no client certificate was presented";
+    reportRefusal(socket.remoteAddress, { code, reason }, "Refused a client certificate");
+    const answer: Answer = {
+      status: 403,
+      headers: {
+        "content-type": "text/plain",
+        [refusedHeader]: "client-certificate",
+        [podHeader]: config.podName,
+      },
+      body: `client certificate refused: ${reason}\n`,
+      close: true,
+    };
+    serveConnection(socket, {
+      maxHeadBytes: 16 * 1024,
+      headTimeoutMs: 5_000,
+      idleTimeoutMs: 10_000,
+      onRequest: () => answer,
+    });
+  }
+
   const connections = new Set<Socket>();
   const serve = (socket: Socket) => {
     connections.add(socket);
     socket.once("close", () => connections.delete(socket));
+    if (mutualTls && !(socket as TLSSocket).authorized) {
+      refuse(socket as TLSSocket);
+      return;
+    }
     let log: Logger | undefined;
     serveConnection(socket, {
       maxHeadBytes: 16 * 1024,
       headTimeoutMs: 10_000,
-      idleTimeoutMs: 120_000,
+      idleTimeoutMs: limits.idleTimeoutMs,
       onRequest: (head) => answer(head, (log ??= connectionLogger(socket))),
       onInvalid: (reason) => {
         (log ??= connectionLogger(socket)).warn({ reason }, "Refused a malformed request");
@@ -118,20 +199,26 @@ export async function startPonger(config: PongerConfig, logger: Logger): Promise
         {
           ...tlsOptions(config, initial),
           requestCert: mutualTls,
-          rejectUnauthorized: mutualTls,
+          // Verified in serve(), which refuses with the reason (see refuse()).
+          rejectUnauthorized: false,
           minVersion: "TLSv1.2",
-          handshakeTimeout: 10_000,
+          handshakeTimeout: limits.handshakeTimeoutMs,
         },
         serve,
       )
     : createTcpServer(serve);
 
+  server.maxConnections = limits.maxConnections;
+  // Every accepted TCP connection, handshaken or not, so that close() can end the ones that never were.
+  const accepted = new Set<Socket>();
+  server.on("connection", (socket: Socket) => {
+    accepted.add(socket);
+    socket.once("close", () => accepted.delete(socket));
+  });
   server.on("tlsClientError", (error: Error & { code?: string }, socket: Socket) => {
-    tlsHandshakeFailures.inc();
-    logger.warn(
-      { code: error.code, error: error.message, remote: socket.remoteAddress },
-      "TLS handshake refused",
-    );
+    reportRefusal(socket.remoteAddress, { code: error.code, error: error.message }, "TLS handshake refused");
+    // With a listener here Node leaves the socket open: a handshake that timed out would stay forever.
+    socket.destroy();
   });
 
   let shuttingDown = false;
@@ -163,7 +250,12 @@ export async function startPonger(config: PongerConfig, logger: Logger): Promise
       // requests: end each after what was written to it.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of connections) socket.end();
+      // Connections still in their handshake, or not ending, are not waited for past a grace period.
+      const force = setTimeout(() => {
+        for (const socket of accepted) socket.destroy();
+      }, 2_000);
       await closed;
+      clearTimeout(force);
       await probes.close();
     },
   };
