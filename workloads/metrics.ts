@@ -75,9 +75,9 @@ export class Counter<L extends string = never> implements Metric {
     else this.series.set(key, { values, count: amount });
   }
 
-  /** Forgets every labelled series: for series whose label set is no longer meaningful. */
-  reset(): void {
-    if (this.labelNames.length > 0) this.series.clear();
+  /** Forgets one labelled series, e.g. of a pod that is gone. */
+  remove(labels: Labels<L>): void {
+    this.series.delete(this.labelNames.map((name) => labels[name]).join("\u0000"));
   }
 
   render(): string {

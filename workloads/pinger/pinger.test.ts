@@ -178,6 +178,22 @@ describe("pinger connections", () => {
   });
 });
 
+describe("pinger pod counts", () => {
+  it("keeps a bounded set of ponger pods when every answer names a new one", async () => {
+    let n = 0;
+    const server = createServer((_request, response) => {
+      response.setHeader("x-ponger-pod", `pod-${n++}`);
+      response.end("pong");
+    });
+    const address = await listen(server);
+    const p = await pinger(`http://${address}/ping`, undefined, { intervalMs: 5 });
+    const status = await until(p, (s) => s.succeeded >= 150);
+    expect(Object.keys(status.pongsByPod).length).toBe(64);
+    const metrics = await (await fetch(`${p.probes.url}/metrics`)).text();
+    expect(metrics.match(/^ping_pongs_total\{/gm)).toHaveLength(64);
+  });
+});
+
 describe("pinger failure reasons", () => {
   it("reports a refused connection", async () => {
     const probe = createTcpServer();

@@ -13,6 +13,7 @@ import { TlsReloader } from "../tls-reloader.ts";
 import type { PingerConfig } from "./config.ts";
 import { classifyError, type PingFailure } from "./failure.ts";
 import { PingWindow } from "./ping-window.ts";
+import { PongsByPod } from "./pongs-by-pod.ts";
 import { type PingAgent, pingAgent, sendPing } from "./ping-request.ts";
 
 /** Readiness fails when this many of the most recent pings all failed. */
@@ -27,10 +28,10 @@ export interface Pinger {
 
 export type PingerStatus = ReturnType<ReturnType<typeof createStats>["status"]>;
 
-function createStats(windowMs: number) {
+function createStats(windowMs: number, onPodDropped: (pod: string) => void) {
   const window = new PingWindow(windowMs);
   const totals = { sent: 0, succeeded: 0, failed: 0 };
-  const pongsByPod: Record<string, number> = {};
+  const pongsByPod = new PongsByPod();
   const failuresByReason: Record<string, number> = {};
   let lastPongTime: Date | undefined;
   let lastFailure: (PingFailure & { at: Date }) | undefined;
@@ -41,7 +42,7 @@ function createStats(windowMs: number) {
     },
     succeeded(at: number, rttMs: number, pod: string) {
       totals.succeeded++;
-      pongsByPod[pod] = (pongsByPod[pod] ?? 0) + 1;
+      for (const dropped of pongsByPod.add(pod, at)) onPodDropped(dropped);
       lastPongTime = new Date(at);
       window.record({ at, ok: true, rttMs });
     },
@@ -64,13 +65,14 @@ function createStats(windowMs: number) {
     },
     status(now = Date.now()) {
       const snapshot = window.snapshot(now);
+      for (const dropped of pongsByPod.expire(now)) onPodDropped(dropped);
       return {
         ...totals,
         lastPongTime: lastPongTime?.toISOString() ?? null,
         window: snapshot,
         latencyP50Ms: snapshot.latencyP50Ms,
         latencyP99Ms: snapshot.latencyP99Ms,
-        pongsByPod: { ...pongsByPod },
+        pongsByPod: pongsByPod.counts(),
         failuresByReason: { ...failuresByReason },
         lastFailure: lastFailure ? { ...lastFailure, at: lastFailure.at.toISOString() } : null,
       };
@@ -107,7 +109,7 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
 
   const { url } = config.ponger;
   const target = new URL(url);
-  const stats = createStats(60_000);
+  const stats = createStats(60_000, (pod) => pongsTotal.remove({ ponger_pod: pod }));
   const tlsPaths = {
     certificate: config.ponger.clientCertificate,
     privateKey: config.ponger.clientPrivateKey,
