@@ -5,6 +5,7 @@
  */
 import type { KubernetesObject, V1Deployment, V1Secret } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { metricValue } from "../workloads/testing/tls-client.ts";
 import { eventually } from "../controlplane/testing.ts";
 import type { PingPongPairSpec } from "./api/types.ts";
 import { secretText } from "./pingpongpair/certificates.ts";
@@ -16,10 +17,12 @@ import { OperatorEnvironment } from "./testing/environment.ts";
 
 let env: OperatorEnvironment;
 let namespace: string;
+let operatorMetrics: () => Promise<string>;
 
 beforeAll(async () => {
   env = await OperatorEnvironment.start();
-  await env.startOperator();
+  const operator = await env.startOperator();
+  operatorMetrics = async () => (await fetch(`${operator.probes.url}/metrics`)).text();
   namespace = await env.namespace("damage");
 });
 afterAll(async () => {
@@ -167,6 +170,13 @@ describe("a spec only the operator can judge", () => {
         : undefined;
     });
     expect(await children()).toEqual(before);
+    // Counted as what it is, not as a successful reconcile.
+    expect(
+      metricValue(
+        await operatorMetrics(),
+        'pingpong_operator_reconcile_total{controller="pingpongpair",result="invalid_spec"}',
+      ),
+    ).toBeGreaterThanOrEqual(1);
 
     await env.admin.mergePatch(resources.pingPongPair, namespace, "judged", {
       spec: { ponger: { resources: { requests: { cpu: "500m" }, limits: { cpu: "1" } } } },

@@ -9,7 +9,6 @@ import type { Logger } from "../lib/logger.ts";
 import { type ProbeServer, startProbeServer } from "../lib/probe-server.ts";
 import type { PingPongPair } from "./api/types.ts";
 import { kind as pairKind } from "./api/types.ts";
-import { InvalidSpecError } from "./api/spec.ts";
 import { childSelector } from "./pingpongpair/names.ts";
 import { ChildConflictError, createReconciler, pingRefreshMs } from "./pingpongpair/reconcile.ts";
 import { PodStatusReader, slimPod } from "./health/pod-status-reader.ts";
@@ -91,9 +90,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
         ? "child_conflict"
         : error instanceof KubeApiError
           ? `api_${error.status}`
-          : error instanceof InvalidSpecError
-            ? "invalid_spec"
-            : "error",
+          : "error",
   });
 
   const pairInformers = scopes.map(

@@ -212,7 +212,7 @@ export function createReconciler(context: ReconcilerContext): (key: string) => P
         reason: "InvalidSpec",
         message: `${error.message}; fix the spec and apply it again`,
       });
-      return {};
+      return { outcome: "invalid_spec" };
     }
 
     const names = childNames(name);

@@ -14,6 +14,11 @@ import { WorkQueue } from "./work-queue.ts";
 export interface ReconcileResult {
   /** Look at this key again after this long, even if nothing changes (e.g. at certificate renewal). */
   readonly requeueAfterMs?: number;
+  /**
+   * The reconcile metric's result label when the reconcile did its job but found the object unusable
+   * (e.g. invalid_spec: reported, and not retried until it changes); "success" when unset.
+   */
+  readonly outcome?: string;
 }
 
 /** What to do after a failed reconcile: back off, or look again at a fixed time. */
@@ -111,7 +116,7 @@ export class Controller {
       const stopTimer = this.durations.startTimer({ controller: name });
       try {
         const result = await this.options.reconcile(key);
-        this.reconciles.inc({ controller: name, result: "success" });
+        this.reconciles.inc({ controller: name, result: result.outcome ?? "success" });
         this.queue.forget(key);
         if (result.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
       } catch (error) {
