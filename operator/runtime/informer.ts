@@ -51,6 +51,8 @@ export class Informer<T extends KubernetesObject> {
   private resourceVersion = "";
   private running = false;
   private current: WatchHandle | undefined;
+  /** An ERROR event ended the current watch: why, for the retry after it. */
+  private watchError: Error | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   private syncedResolve: (() => void) | undefined;
@@ -165,10 +167,17 @@ export class Informer<T extends KubernetesObject> {
 
   private onWatchEvent({ type: phase, object }: WatchEvent<T>): void {
     if (phase === "ERROR") {
+      // Like client-go's reflector: an ERROR event ends this watch. 410 Gone lists again at once;
+      // anything else is a failure, retried with backoff and reported.
       if (object.code === 410) {
         this.options.onLifecycle?.({ type: "gone", resourceVersion: this.resourceVersion });
         this.resourceVersion = "";
+      } else {
+        this.watchError = new Error(
+          `watch ERROR event ${object.code ?? "without a code"}: ${object.reason ?? ""} ${object.message ?? ""}`.trim(),
+        );
       }
+      this.current?.abort();
       return;
     }
     const version = object.metadata?.resourceVersion;
@@ -188,7 +197,9 @@ export class Informer<T extends KubernetesObject> {
     this.options.onChange(previous ? "modified" : "added", stored);
   }
 
-  private onWatchDone(error: unknown): void {
+  private onWatchDone(ended: unknown): void {
+    const error = ended ?? this.watchError;
+    this.watchError = undefined;
     this.current = undefined;
     if (!this.running) return;
     if (error !== undefined) {

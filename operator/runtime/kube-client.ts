@@ -52,6 +52,19 @@ export interface WatchHandle {
 }
 const writes: ReadonlySet<Verb> = new Set(["create", "apply", "patch", "update", "delete"]);
 
+/** Objects per page when listing. */
+const defaultListPageSize = 500;
+
+/** An error answer's Status, or its text as the message when it is not JSON (e.g. from a proxy). */
+function statusOf(text: string): Status | undefined {
+  if (text === "") return undefined;
+  try {
+    return JSON.parse(text) as Status;
+  } catch {
+    return { message: text.slice(0, 500) };
+  }
+}
+
 export class KubeClient {
   readonly cluster: ClusterConnection;
   private readonly server: string;
@@ -59,8 +72,11 @@ export class KubeClient {
   /** One keep-alive pool for every request and watch. */
   private readonly agent: Agent;
 
-  constructor(cluster: ClusterConnection, registry?: Registry) {
+  private readonly listPageSize: number;
+
+  constructor(cluster: ClusterConnection, registry?: Registry, options: { listPageSize?: number } = {}) {
     this.cluster = cluster;
+    this.listPageSize = options.listPageSize ?? defaultListPageSize;
     this.server = cluster.server;
     this.agent = new Agent({
       keepAliveTimeout: 30_000,
@@ -122,9 +138,16 @@ export class KubeClient {
       });
       code = String(response.status);
       const text = await response.text();
-      const parsed = text === "" ? undefined : (JSON.parse(text) as unknown);
-      if (!response.ok) throw new KubeApiError(method, path, response.status, parsed as Status | undefined);
-      return parsed as T;
+      // The status first: an error from a proxy or a load balancer in front of the API server is often
+      // not JSON, and must still say which HTTP status it was.
+      if (!response.ok) throw new KubeApiError(method, path, response.status, statusOf(text));
+      try {
+        return (text === "" ? undefined : JSON.parse(text)) as T;
+      } catch {
+        throw new Error(
+          `${method} ${path}: HTTP ${response.status} with a body that is not JSON: ${text.slice(0, 200)}`,
+        );
+      }
     } finally {
       this.requests?.inc({ verb, resource: type.plural, code });
     }
@@ -135,20 +158,25 @@ export class KubeClient {
     namespace?: string,
     labelSelector?: string,
   ): Promise<ListResult<T>> {
-    const result = await this.send<{ items?: T[]; metadata?: { resourceVersion?: string } }>(
-      "list",
-      type,
-      "GET",
-      collectionPath(type, namespace),
-      { query: labelSelector ? { labelSelector } : {} },
-    );
-    // List items carry no apiVersion/kind; put them back so cached objects are complete.
-    const items = (result.items ?? []).map((item) => ({
-      ...item,
-      apiVersion: type.apiVersion,
-      kind: type.kind,
-    }));
-    return { items, resourceVersion: result.metadata?.resourceVersion ?? "" };
+    // In pages, as client-go lists: one huge answer costs the API server and us memory at once.
+    const items: T[] = [];
+    let resourceVersion = "";
+    let next: string | undefined;
+    do {
+      const query: Record<string, string> = { limit: String(this.listPageSize) };
+      if (labelSelector) query.labelSelector = labelSelector;
+      if (next) query.continue = next;
+      const page = await this.send<{
+        items?: T[];
+        metadata?: { resourceVersion?: string; continue?: string };
+      }>("list", type, "GET", collectionPath(type, namespace), { query });
+      // List items carry no apiVersion/kind; put them back so cached objects are complete.
+      for (const item of page.items ?? [])
+        items.push({ ...item, apiVersion: type.apiVersion, kind: type.kind });
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+      next = page.metadata?.continue || undefined;
+    } while (next);
+    return { items, resourceVersion };
   }
 
   /** The object, or undefined when it does not exist. */
@@ -230,16 +258,27 @@ export class KubeClient {
       idle.unref();
     };
     touch();
-    const response = await fetch(url, {
-      method: "GET",
-      headers: { ...connection.headers, accept: "application/json" },
-      dispatcher: connection.dispatcher,
-      signal: controller.signal,
-    }).finally(() => this.requests?.inc({ verb: "watch", resource: type.plural, code: "started" }));
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method: "GET",
+        headers: { ...connection.headers, accept: "application/json" },
+        dispatcher: connection.dispatcher,
+        signal: controller.signal,
+      });
+    } catch (error) {
+      clearTimeout(idle);
+      this.requests?.inc({ verb: "watch", resource: type.plural, code: "error" });
+      throw error;
+    }
+    this.requests?.inc({
+      verb: "watch",
+      resource: type.plural,
+      code: response.status === 200 ? "started" : String(response.status),
+    });
     if (response.status !== 200) {
       clearTimeout(idle);
-      const text = await response.text();
-      throw new KubeApiError("WATCH", path, response.status, text ? (JSON.parse(text) as Status) : undefined);
+      throw new KubeApiError("WATCH", path, response.status, statusOf(await response.text()));
     }
     const body = response.body;
     const done = (async () => {
