@@ -7,7 +7,8 @@ import { type Ponger, startPonger } from "../ponger/ponger.ts";
 import { KubeletVolume } from "../testing/kubelet-volume.ts";
 import { metricValue } from "../testing/tls-client.ts";
 import type { PingerConfig } from "./config.ts";
-import { type Pinger, type PingerStatus, pingsPerConnection, startPinger } from "./pinger.ts";
+import type { PingAnswer } from "./ping-request.ts";
+import { judgeAnswer, type Pinger, type PingerStatus, pingsPerConnection, startPinger } from "./pinger.ts";
 
 const logger = createLineLogger("pinger-test", { write: () => undefined });
 let pki: TestPki;
@@ -248,5 +249,34 @@ describe("pinger failure reasons", () => {
     const p = await pinger(`http://${address}/ping`, undefined, { intervalMs: 50 });
     const status = await until(p, (s) => (s.failuresByReason.bad_body ?? 0) >= 2);
     expect(status.lastFailure?.message).toMatch(/answer longer than 4096 bytes/);
+  });
+});
+
+describe("judgeAnswer", () => {
+  const answer = (over: Partial<PingAnswer>): PingAnswer => ({
+    status: 200,
+    body: "pong",
+    pod: "ponger-a",
+    certificateRefused: false,
+    ...over,
+  });
+
+  it.each([
+    [answer({}), undefined],
+    [
+      answer({ status: 503, body: "overloaded" }),
+      { reason: "http_status", message: "HTTP 503 from ponger-a: overloaded" },
+    ],
+    [answer({ body: "ping?" }), { reason: "bad_body", message: 'expected "pong", got "ping?"' }],
+    [
+      answer({ status: 200, pod: undefined, body: "" }),
+      { reason: "bad_body", message: 'expected "pong", got ""' },
+    ],
+    [
+      answer({ status: 403, certificateRefused: true, body: "client certificate refused: it has expired\n" }),
+      { reason: "tls", message: "ponger-a refused this pinger's client certificate refused: it has expired" },
+    ],
+  ])("%# judges the answer", (given, expected) => {
+    expect(judgeAnswer(given)).toEqual(expected);
   });
 });

@@ -1,0 +1,105 @@
+/**
+ * Where every ping result goes, in one call: the running totals and the sliding window behind
+ * /status and /readyz, the Prometheus series, and the log line.
+ */
+import type { Logger } from "../../lib/line-logger.ts";
+import type { Readiness } from "../../lib/probe-server.ts";
+import { MetricsRegistry } from "../metrics.ts";
+import type { PingFailure } from "./failure.ts";
+import { PingWindow } from "./ping-window.ts";
+import { PongsByPod } from "./pongs-by-pod.ts";
+
+/** Readiness fails when this many of the most recent pings all failed. */
+const readinessWindow = 3;
+
+export type PingerStatus = ReturnType<PingResults["status"]>;
+
+export class PingResults {
+  readonly registry = new MetricsRegistry().withProcessMetrics();
+  private readonly logger: Logger;
+  private readonly window: PingWindow;
+  private readonly totals = { sent: 0, succeeded: 0, failed: 0 };
+  private readonly pongsByPod = new PongsByPod();
+  private readonly failuresByReason: Record<string, number> = {};
+  private lastPongTime: Date | undefined;
+  private lastFailure: (PingFailure & { at: Date }) | undefined;
+
+  private readonly sentTotal = this.registry.counter("ping_requests_sent_total", "Pings sent.");
+  private readonly failuresTotal = this.registry.counter(
+    "ping_failures_total",
+    "Pings that got no pong, by reason: timeout, tls, connection, http_status, bad_body.",
+    ["reason"],
+  );
+  private readonly pongsTotal = this.registry.counter(
+    "ping_pongs_total",
+    "Pongs received, by the ponger pod that answered.",
+    ["ponger_pod"],
+  );
+  private readonly rtt = this.registry.histogram(
+    "ping_rtt_seconds",
+    "Round-trip time of successful pings.",
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  );
+
+  constructor(logger: Logger, windowMs = 60_000) {
+    this.logger = logger;
+    this.window = new PingWindow(windowMs);
+  }
+
+  sent(url: string): void {
+    this.totals.sent++;
+    this.sentTotal.inc();
+    this.logger.info({ url }, "Sent ping");
+  }
+
+  succeeded(at: number, rttMs: number, pod: string): void {
+    this.totals.succeeded++;
+    this.forget(this.pongsByPod.add(pod, at));
+    this.lastPongTime = new Date(at);
+    this.window.record({ at, ok: true, rttMs });
+    this.pongsTotal.inc({ ponger_pod: pod });
+    this.rtt.observe(rttMs / 1000);
+    this.logger.info({ pod, rttMs: Math.round(rttMs * 100) / 100 }, "Got pong");
+  }
+
+  failed(at: number, failure: PingFailure): void {
+    this.totals.failed++;
+    this.failuresByReason[failure.reason] = (this.failuresByReason[failure.reason] ?? 0) + 1;
+    this.lastFailure = { ...failure, at: new Date(at) };
+    this.window.record({ at, ok: false, rttMs: 0, reason: failure.reason });
+    this.failuresTotal.inc({ reason: failure.reason });
+    this.logger.warn({ reason: failure.reason, code: failure.code, error: failure.message }, "Ping failed");
+  }
+
+  readiness(): Readiness {
+    const recent = this.window.recent(readinessWindow);
+    if (recent.length === 0) return { ready: false, reason: "no ping has completed yet" };
+    if (recent.every((r) => !r.ok)) {
+      return {
+        ready: false,
+        reason: `the last ${recent.length} pings failed: ${this.lastFailure?.message ?? "unknown"}`,
+      };
+    }
+    return { ready: true };
+  }
+
+  status(now = Date.now()) {
+    const snapshot = this.window.snapshot(now);
+    this.forget(this.pongsByPod.expire(now));
+    return {
+      ...this.totals,
+      lastPongTime: this.lastPongTime?.toISOString() ?? null,
+      window: snapshot,
+      latencyP50Ms: snapshot.latencyP50Ms,
+      latencyP99Ms: snapshot.latencyP99Ms,
+      pongsByPod: this.pongsByPod.counts(),
+      failuresByReason: { ...this.failuresByReason },
+      lastFailure: this.lastFailure ? { ...this.lastFailure, at: this.lastFailure.at.toISOString() } : null,
+    };
+  }
+
+  /** Pods no longer counted lose their series too. */
+  private forget(pods: readonly string[]): void {
+    for (const pod of pods) this.pongsTotal.remove({ ponger_pod: pod });
+  }
+}
