@@ -10,16 +10,22 @@ import { type ProbeServer, startProbeServer } from "../lib/probe-server.ts";
 import type { PingPongPair } from "./api/types.ts";
 import { kind as pairKind } from "./api/types.ts";
 import { childSelector } from "./pingpongpair/names.ts";
-import { ChildConflictError, createReconciler, pingRefreshMs } from "./pingpongpair/reconcile.ts";
+import {
+  type CacheLookup,
+  ChildConflictError,
+  createReconciler,
+  pingRefreshMs,
+} from "./pingpongpair/reconcile.ts";
 import { PodStatusReader, slimPod } from "./health/pod-status-reader.ts";
 import { WorkerPoolMinter } from "./pki/minter.ts";
 import type { ClusterConnection } from "./runtime/cluster-connection.ts";
-import { Controller } from "./runtime/controller.ts";
+import { Controller, informerLifecycle } from "./runtime/controller.ts";
 import { KubeEventRecorder } from "./runtime/events.ts";
-import { Informer, objectKey, withoutManagedFields } from "./runtime/informer.ts";
+import { Informer, type InformerEvent, objectKey, withoutManagedFields } from "./runtime/informer.ts";
 import { KubeApiError, KubeClient } from "./runtime/kube-client.ts";
 import { LeaderElector } from "./runtime/leader-election.ts";
 import { resources, type ResourceType } from "./runtime/resources.ts";
+import { WorkQueue } from "./runtime/work-queue.ts";
 
 export interface OperatorOptions {
   readonly connection: ClusterConnection;
@@ -67,33 +73,14 @@ function ownerKey(object: KubernetesObject): string | undefined {
   return owner ? `${object.metadata?.namespace ?? ""}/${owner.name}` : undefined;
 }
 
-export async function startOperator(options: OperatorOptions): Promise<RunningOperator> {
-  const { logger } = options;
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  const client = new KubeClient(options.connection, registry);
-  const minter = new WorkerPoolMinter();
-  const recorder = new KubeEventRecorder(client, logger);
-  const scopes: (string | undefined)[] =
-    options.namespaces.length > 0 ? [...options.namespaces] : [undefined];
-
-  const controller = new Controller({
-    name: "pingpongpair",
-    logger,
-    registry,
-    concurrency: options.workers,
-    reconcile: (key) => reconcile(key),
-    errorPolicy: (_key, error) =>
-      error instanceof ChildConflictError ? { requeueAfterMs: 30_000 } : { backoff: true },
-    errorLabel: (error) =>
-      error instanceof ChildConflictError
-        ? "child_conflict"
-        : error instanceof KubeApiError
-          ? `api_${error.status}`
-          : "error",
-  });
-
-  const pairInformers = scopes.map(
+/** The operator's informers, one per resource type and watched namespace, feeding `enqueue`. */
+function createInformers(
+  client: KubeClient,
+  scopes: readonly (string | undefined)[],
+  enqueue: (key: string) => void,
+  lifecycle: (resource: string) => (event: InformerEvent) => void,
+) {
+  const pairs = scopes.map(
     (namespace) =>
       new Informer<PingPongPair>({
         client,
@@ -101,14 +88,13 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
         namespace,
         transform: withoutManagedFields,
         onChange: (change, pair) => {
-          if (change !== "deleted") controller.queue.add(objectKey(pair));
+          if (change !== "deleted") enqueue(objectKey(pair));
         },
-        onLifecycle: controller.lifecycle(resources.pingPongPair.plural),
+        onLifecycle: lifecycle(resources.pingPongPair.plural),
       }),
   );
-  const childInformers = new Map<string, Informer<KubernetesObject>[]>();
-  for (const type of childTypes) {
-    childInformers.set(
+  const children = new Map(
+    childTypes.map((type) => [
       type.kind,
       scopes.map(
         (namespace) =>
@@ -120,15 +106,15 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
             transform: withoutManagedFields,
             onChange: (_change, object) => {
               const key = ownerKey(object);
-              if (key) controller.queue.add(key);
+              if (key) enqueue(key);
             },
-            onLifecycle: controller.lifecycle(type.plural),
+            onLifecycle: lifecycle(type.plural),
           }),
       ),
-    );
-  }
+    ]),
+  );
   // The pairs' pods (they carry the template's labels): where to read their /status.
-  const podInformers = scopes.map(
+  const pods = scopes.map(
     (namespace) =>
       new Informer<V1Pod>({
         client,
@@ -138,25 +124,17 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
         transform: slimPod,
         onChange: (_change, pod) => {
           const pair = pod.metadata?.labels?.["app.kubernetes.io/instance"];
-          if (pair) controller.queue.add(`${pod.metadata?.namespace ?? ""}/${pair}`);
+          if (pair) enqueue(`${pod.metadata?.namespace ?? ""}/${pair}`);
         },
-        onLifecycle: controller.lifecycle(resources.pod.plural),
+        onLifecycle: lifecycle(resources.pod.plural),
       }),
   );
-  for (const informer of [...pairInformers, ...[...childInformers.values()].flat(), ...podInformers]) {
-    controller.watch(informer);
-  }
-  const healthIntervalMs = options.healthIntervalMs ?? 10_000;
-  const reader = new PodStatusReader({
-    intervalMs: healthIntervalMs,
-    pods: () => podInformers.flatMap((i) => i.list()),
-    onChange: (key) => controller.queue.add(key),
-    refreshMs: pingRefreshMs(healthIntervalMs),
-    logger,
-  });
+  return { pairs, children, pods, all: [...pairs, ...[...children.values()].flat(), ...pods] };
+}
 
-  // One namespace per informer: look an object up in the informer for its namespace.
-  const lookup = <T extends KubernetesObject>(informers: readonly Informer<T>[]) => ({
+/** One namespace per informer: an object is looked up in the informer for its namespace. */
+function lookup<T extends KubernetesObject>(informers: readonly Informer<T>[]): CacheLookup<T> {
+  return {
     get: (namespace: string, name: string) => {
       for (const informer of informers) {
         const found = informer.get(namespace, name);
@@ -164,23 +142,11 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       }
       return undefined;
     },
-  });
-  const reconcile = createReconciler({
-    client,
-    caches: {
-      pairs: lookup(pairInformers) as Informer<PingPongPair>,
-      children: new Map([...childInformers].map(([k, v]) => [k, lookup(v) as Informer<KubernetesObject>])),
-    },
-    minter,
-    recorder,
-    logger,
-    defaultImage: options.image,
-    operatorNamespace: options.namespace,
-    rotationStepMs: options.rotationStepMs,
-    healthIntervalMs,
-    readings: (namespace, name) => reader.readingsOf(namespace, name),
-  });
+  };
+}
 
+/** Each pair's certificate expiry, from the status the operator last wrote, as a gauge. */
+function certificateExpiryGauge(registry: Registry, pairs: () => PingPongPair[]): void {
   new Gauge({
     name: "pingpong_operator_certificate_expiry_timestamp_seconds",
     help: "When each pair's certificates expire (Unix time), as last written to its status.",
@@ -188,7 +154,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     registers: [registry],
     collect() {
       this.reset();
-      for (const pair of pairInformers.flatMap((i) => i.list())) {
+      for (const pair of pairs()) {
         const labels = { namespace: pair.metadata?.namespace ?? "", pair: pair.metadata?.name ?? "" };
         const { ca, certificates } = pair.status ?? {};
         for (const [certificate, notAfter] of [
@@ -201,6 +167,66 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       }
     },
   });
+}
+
+export async function startOperator(options: OperatorOptions): Promise<RunningOperator> {
+  const { logger } = options;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const client = new KubeClient(options.connection, registry);
+  const minter = new WorkerPoolMinter();
+  const recorder = new KubeEventRecorder(client, logger);
+  const scopes = options.namespaces.length > 0 ? [...options.namespaces] : [undefined];
+
+  // Informers feed the queue; the reconciler reads their caches; the controller runs the queue.
+  const queue = new WorkQueue();
+  const informers = createInformers(
+    client,
+    scopes,
+    (key) => queue.add(key),
+    informerLifecycle(registry, logger),
+  );
+  const healthIntervalMs = options.healthIntervalMs ?? 10_000;
+  const reader = new PodStatusReader({
+    intervalMs: healthIntervalMs,
+    pods: () => informers.pods.flatMap((i) => i.list()),
+    onChange: (key) => queue.add(key),
+    refreshMs: pingRefreshMs(healthIntervalMs),
+    logger,
+  });
+  const reconcile = createReconciler({
+    client,
+    caches: {
+      pairs: lookup(informers.pairs),
+      children: new Map([...informers.children].map(([kind, list]) => [kind, lookup(list)])),
+    },
+    minter,
+    recorder,
+    logger,
+    defaultImage: options.image,
+    operatorNamespace: options.namespace,
+    rotationStepMs: options.rotationStepMs,
+    healthIntervalMs,
+    readings: (namespace, name) => reader.readingsOf(namespace, name),
+  });
+  const controller = new Controller({
+    name: "pingpongpair",
+    logger,
+    registry,
+    queue,
+    informers: informers.all,
+    concurrency: options.workers,
+    reconcile,
+    errorPolicy: (_key, error) =>
+      error instanceof ChildConflictError ? { requeueAfterMs: 30_000 } : { backoff: true },
+    errorLabel: (error) =>
+      error instanceof ChildConflictError
+        ? "child_conflict"
+        : error instanceof KubeApiError
+          ? `api_${error.status}`
+          : "error",
+  });
+  certificateExpiryGauge(registry, () => informers.pairs.flatMap((i) => i.list()));
 
   let synced = false;
   let stopping = false;

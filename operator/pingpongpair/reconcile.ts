@@ -34,10 +34,13 @@ export class ChildConflictError extends Error {
   override readonly name = "ChildConflictError";
 }
 
+/** Reads from informer caches: the reconciler only looks objects up. */
+export type CacheLookup<T extends KubernetesObject> = Pick<Informer<T>, "get">;
+
 export interface PairCaches {
-  readonly pairs: Informer<PingPongPair>;
-  /** Child informers by kind ("Secret", "Deployment", ...). */
-  readonly children: ReadonlyMap<string, Informer<KubernetesObject>>;
+  readonly pairs: CacheLookup<PingPongPair>;
+  /** Child caches by kind ("Secret", "Deployment", ...). */
+  readonly children: ReadonlyMap<string, CacheLookup<KubernetesObject>>;
 }
 
 export interface ReconcilerContext {

@@ -28,6 +28,10 @@ export interface ControllerOptions {
   readonly name: string;
   readonly logger: Logger;
   readonly registry: Registry;
+  /** The queue to work through; the informers feeding it are created with it. A new one when unset. */
+  readonly queue?: WorkQueue;
+  /** Started by start(), which waits for their caches before the first reconcile. */
+  readonly informers?: readonly Informer<KubernetesObject>[];
   readonly reconcile: (key: string) => Promise<ReconcileResult>;
   readonly errorPolicy?: (key: string, error: unknown) => ErrorAction;
   /** A label for the reconcile-error metric, e.g. the error's kind. */
@@ -35,17 +39,40 @@ export interface ControllerOptions {
   readonly concurrency?: number;
 }
 
+/** Logs and counts informers' lifecycles; `informerLifecycle(...)(resource)` is an onLifecycle. */
+export function informerLifecycle(
+  registry: Registry,
+  logger: Logger,
+): (resource: string) => (event: InformerEvent) => void {
+  const events = new Counter({
+    name: "pingpong_operator_informer_events_total",
+    help: "Informer lifecycle events (listed, watching, gone, error) by resource.",
+    labelNames: ["resource", "event"] as const,
+    registers: [registry],
+  });
+  return (resource) => {
+    const log = logger.child({ resource });
+    return (event) => {
+      events.inc({ resource, event: event.type });
+      if (event.type === "error") log.warn(event, "Informer failed; retrying");
+      else if (event.type === "gone") log.info(event, "Watch too old (410 Gone); listing again");
+      else log.debug(event, `Informer ${event.type}`);
+    };
+  };
+}
+
 export class Controller {
-  readonly queue = new WorkQueue();
+  readonly queue: WorkQueue;
   private readonly options: ControllerOptions;
   private readonly workers: Promise<void>[] = [];
   private readonly informers: Informer<KubernetesObject>[] = [];
   private readonly reconciles: Counter<"controller" | "result">;
   private readonly durations: Histogram<"controller">;
-  private readonly informerEvents: Counter<"resource" | "event">;
 
   constructor(options: ControllerOptions) {
     this.options = options;
+    this.queue = options.queue ?? new WorkQueue();
+    this.informers.push(...(options.informers ?? []));
     const { registry } = options;
     this.reconciles = new Counter({
       name: "pingpong_operator_reconcile_total",
@@ -60,12 +87,6 @@ export class Controller {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     });
-    this.informerEvents = new Counter({
-      name: "pingpong_operator_informer_events_total",
-      help: "Informer lifecycle events (listed, watching, gone, error) by resource.",
-      labelNames: ["resource", "event"] as const,
-      registers: [registry],
-    });
     const queue = this.queue;
     new Gauge({
       name: "pingpong_operator_workqueue_depth",
@@ -75,17 +96,6 @@ export class Controller {
         this.set(queue.depth);
       },
     });
-  }
-
-  /** Logs and counts an informer's lifecycle; pass as the informer's onLifecycle. */
-  lifecycle(resource: string): (event: InformerEvent) => void {
-    return (event) => {
-      this.informerEvents.inc({ resource, event: event.type });
-      const log = this.options.logger.child({ resource });
-      if (event.type === "error") log.warn(event, "Informer failed; retrying");
-      else if (event.type === "gone") log.info(event, "Watch too old (410 Gone); listing again");
-      else log.debug(event, `Informer ${event.type}`);
-    };
   }
 
   watch(informer: Informer<KubernetesObject>): void {
