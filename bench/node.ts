@@ -46,7 +46,7 @@ async function startTimed(): Promise<{ plane: ControlPlane; milestones: Map<stri
 }
 
 async function pongerReadyMs(plane: ControlPlane): Promise<number> {
-  const apps = plane.adminKubeConfig().makeApiClient(AppsV1Api);
+  const apps = plane.adminClientConfig().makeApiClient(AppsV1Api);
   const labels = { app: "bench-ponger" };
   const started = performance.now();
   await apps.createNamespacedDeployment({

@@ -23,7 +23,7 @@ let admin: KubeConfig;
 
 beforeAll(async () => {
   plane = await startTestControlPlane();
-  admin = plane.adminKubeConfig();
+  admin = plane.adminClientConfig();
 });
 afterAll(async () => {
   await plane.stop();

@@ -101,6 +101,295 @@ async function onFreshPorts<T>(
 /** The user the API server is at the kubelet (its client certificate's CN). */
 const kubeletClientUser = "kube-apiserver-kubelet-client";
 
+/** Where a cluster keeps its files; `owned` is what stop() removes. */
+interface Folders {
+  readonly dir: string;
+  readonly pki: string;
+  readonly logs: string;
+  readonly node: string;
+  readonly etcdData: string;
+  readonly owned: string[];
+}
+
+async function createFolders(given: string | undefined): Promise<Folders> {
+  const dir = given ?? (await mkdtemp(join(tmpdir(), "pingpong-cluster-")));
+  const pki = join(dir, "pki");
+  const logs = join(dir, "logs");
+  const node = join(dir, "node");
+  await mkdir(pki, { recursive: true });
+  await mkdir(logs, { recursive: true });
+  // etcd fsyncs every write; on tmpfs that costs nothing, and the data is throwaway anyway.
+  const etcdData = await mkdtemp(join(existsSync("/dev/shm") ? "/dev/shm" : dir, "pingpong-etcd-"));
+  const owned = given === undefined ? [dir, etcdData] : [etcdData, pki, logs, join(dir, "kubeconfig"), node];
+  return { dir, pki, logs, node, etcdData, owned };
+}
+
+interface Credentials {
+  readonly caPem: string;
+  readonly adminToken: string;
+  readonly nodeTokens: NodeTokens | undefined;
+}
+
+/**
+ * Our own CA for the API server's and kubelet's serving certificates and the API server's client
+ * certificate at the kubelet, and a throwaway key that signs ServiceAccount tokens, written to
+ * `pki`. Everyone else authenticates with a random static token.
+ */
+async function writeCredentials(
+  pki: string,
+  bindAddress: string,
+  network: NodeNetwork | undefined,
+): Promise<Credentials> {
+  const file = (name: string) => join(pki, name);
+  const year = 365 * 86_400_000;
+  const ca = await createCertificateAuthority({
+    commonName: "pingpong-local-ca",
+    keySize: 2048,
+    durationMs: year,
+  });
+  const serving = await issueLeafCertificate(ca, {
+    usage: "server",
+    commonName: "kube-apiserver",
+    dnsNames: [
+      "localhost",
+      "kubernetes",
+      "kubernetes.default",
+      "kubernetes.default.svc",
+      "kubernetes.default.svc.cluster.local",
+    ],
+    ipAddresses: [...new Set(["127.0.0.1", bindAddress, network?.apiServiceIp ?? "10.96.0.1"])],
+    keySize: 2048,
+    durationMs: year,
+  });
+  const serviceAccountKey = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const adminToken = token();
+  const nodeTokens: NodeTokens | undefined = network
+    ? { kubelet: token(), kubeProxy: token(), scheduler: token() }
+    : undefined;
+  const tokenLines = [`${adminToken},pingpong-admin,pingpong-admin,"system:masters"`];
+  if (nodeTokens) {
+    tokenLines.push(
+      `${nodeTokens.kubelet},system:node:${nodeName},system:node:${nodeName},"system:nodes"`,
+      `${nodeTokens.kubeProxy},system:kube-proxy,system:kube-proxy`,
+      `${nodeTokens.scheduler},system:kube-scheduler,system:kube-scheduler`,
+    );
+  }
+  await Promise.all([
+    writeFile(file("ca.crt"), ca.certificatePem),
+    writeFile(file("apiserver.crt"), serving.certificatePem),
+    writeFile(file("apiserver.key"), serving.privateKeyPem, { mode: 0o600 }),
+    writeFile(file("sa.key"), serviceAccountKey.privateKey.export({ type: "pkcs8", format: "pem" }), {
+      mode: 0o600,
+    }),
+    writeFile(file("sa.pub"), serviceAccountKey.publicKey.export({ type: "spki", format: "pem" })),
+    writeFile(file("tokens.csv"), `${tokenLines.join("\n")}\n`, { mode: 0o600 }),
+  ]);
+  if (network) {
+    const kubeletServing = await issueLeafCertificate(ca, {
+      usage: "server",
+      commonName: nodeName,
+      dnsNames: [nodeName],
+      ipAddresses: [network.nodeIp],
+      keySize: 2048,
+      durationMs: year,
+    });
+    const kubeletClient = await issueLeafCertificate(ca, {
+      usage: "client",
+      commonName: kubeletClientUser,
+      dnsNames: [],
+      keySize: 2048,
+      durationMs: year,
+    });
+    await Promise.all([
+      writeFile(file("kubelet.crt"), kubeletServing.certificatePem),
+      writeFile(file("kubelet.key"), kubeletServing.privateKeyPem, { mode: 0o600 }),
+      writeFile(file("apiserver-kubelet-client.crt"), kubeletClient.certificatePem),
+      writeFile(file("apiserver-kubelet-client.key"), kubeletClient.privateKeyPem, { mode: 0o600 }),
+    ]);
+  }
+  return { caPem: ca.certificatePem, adminToken, nodeTokens };
+}
+
+/** etcd on loopback ports of its own; resolves with its client URL once it is healthy. */
+function startEtcd(
+  binaries: ControlPlaneBinaries,
+  folders: Folders,
+  processes: ManagedProcess[],
+  timeoutMs: number,
+): Promise<string> {
+  return onFreshPorts(processes, async () => {
+    const [etcdPort, peerPort] = [await freePort(), await freePort()];
+    const url = `http://127.0.0.1:${etcdPort}`;
+    const etcd = new ManagedProcess(
+      "etcd",
+      binaries.etcd,
+      [
+        "--name=default",
+        `--data-dir=${folders.etcdData}`,
+        `--listen-client-urls=${url}`,
+        `--advertise-client-urls=${url}`,
+        `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
+        "--log-level=warn",
+      ],
+      join(folders.logs, "etcd.log"),
+      { ...process.env, ETCD_UNSUPPORTED_ARCH: process.arch === "x64" ? "" : process.arch },
+    );
+    const healthy = async () => {
+      const response = await request(`${url}/health`);
+      return (await response.body.text()).includes('"true"');
+    };
+    return { process: etcd, value: url, ready: () => etcd.waitUntil("healthy", healthy, timeoutMs) };
+  });
+}
+
+/** kube-apiserver on `bindAddress`; resolves with its URL once /readyz answers ok. */
+function startApiServer(settings: {
+  readonly binaries: ControlPlaneBinaries;
+  readonly folders: Folders;
+  readonly processes: ManagedProcess[];
+  readonly timeoutMs: number;
+  readonly etcdUrl: string;
+  readonly bindAddress: string;
+  readonly network: NodeNetwork | undefined;
+  readonly credentials: Credentials;
+}): Promise<string> {
+  const { binaries, folders, processes, timeoutMs, etcdUrl, bindAddress, network, credentials } = settings;
+  const file = (name: string) => join(folders.pki, name);
+  const nodeFlags = network
+    ? [
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
+        `--kubelet-client-certificate=${file("apiserver-kubelet-client.crt")}`,
+        `--kubelet-client-key=${file("apiserver-kubelet-client.key")}`,
+        `--kubelet-certificate-authority=${file("ca.crt")}`,
+        "--kubelet-preferred-address-types=InternalIP",
+      ]
+    : [
+        "--authorization-mode=RBAC",
+        // Loopback may not be an endpoint of the `kubernetes` Service, and without a node
+        // nothing uses that Service from a pod, so do not keep trying.
+        "--endpoint-reconciler-type=none",
+      ];
+  return onFreshPorts(processes, async () => {
+    const apiPort = await freePort(bindAddress);
+    // Pods may reach the host on this port alone.
+    if (network) await applyRuleset(network, apiPort);
+    const url = `https://${bindAddress}:${apiPort}`;
+    const apiserver = new ManagedProcess(
+      "kube-apiserver",
+      binaries.kubeApiserver,
+      [
+        `--etcd-servers=${etcdUrl}`,
+        `--bind-address=${bindAddress}`,
+        `--advertise-address=${bindAddress}`,
+        `--secure-port=${apiPort}`,
+        `--tls-cert-file=${file("apiserver.crt")}`,
+        `--tls-private-key-file=${file("apiserver.key")}`,
+        `--client-ca-file=${file("ca.crt")}`,
+        `--token-auth-file=${file("tokens.csv")}`,
+        ...nodeFlags,
+        `--service-account-issuer=${url}`,
+        `--service-account-key-file=${file("sa.pub")}`,
+        `--service-account-signing-key-file=${file("sa.key")}`,
+        // Room for many Services: a /24 runs out at about 250 (each pair has one).
+        `--service-cluster-ip-range=${network?.serviceCidr ?? "10.96.0.0/16"}`,
+        "--allow-privileged=true",
+        `--cert-dir=${folders.pki}`,
+        "--v=0",
+      ],
+      join(folders.logs, "kube-apiserver.log"),
+    );
+    const ready = async () => {
+      const admin = new Agent({ connect: { ca: credentials.caPem } });
+      try {
+        await apiserver.waitUntil(
+          "ready",
+          async () => {
+            const response = await request(`${url}/readyz`, {
+              dispatcher: admin,
+              headers: { authorization: `Bearer ${credentials.adminToken}` },
+            });
+            return response.statusCode === 200 && (await response.body.text()) === "ok";
+          },
+          timeoutMs,
+        );
+      } finally {
+        await admin.close();
+      }
+    };
+    return { process: apiserver, value: url, ready };
+  });
+}
+
+/**
+ * `kubectl logs`, `exec` and `port-forward` go through the API server to the kubelet, which asks the
+ * API server whether its client may: this binding says yes.
+ */
+async function allowApiServerAtKubelet(admin: KubeConfig): Promise<void> {
+  await admin.makeApiClient(RbacAuthorizationV1Api).createClusterRoleBinding({
+    body: {
+      metadata: { name: "pingpong:kube-apiserver-kubelet-client" },
+      roleRef: {
+        apiGroup: "rbac.authorization.k8s.io",
+        kind: "ClusterRole",
+        name: "system:kubelet-api-admin",
+      },
+      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: kubeletClientUser }],
+    },
+  });
+}
+
+/** kube-controller-manager with the admin kubeconfig; resolves once its controllers are working. */
+async function startControllerManager(settings: {
+  readonly binaries: ControlPlaneBinaries;
+  readonly folders: Folders;
+  readonly processes: ManagedProcess[];
+  readonly timeoutMs: number;
+  readonly network: NodeNetwork | undefined;
+  readonly admin: KubeConfig;
+}): Promise<void> {
+  const { binaries, folders, processes, timeoutMs, network, admin } = settings;
+  const nodeControllerFlags = network
+    ? [
+        // Every default controller: with a node, endpoints, node lifecycle and pod GC matter.
+        "--controllers=*",
+        "--allocate-node-cidrs=true",
+        `--cluster-cidr=${network.clusterCidr}`,
+        "--node-cidr-mask-size=24",
+        `--service-cluster-ip-range=${network.serviceCidr}`,
+        // It otherwise creates a folder under /usr/libexec.
+        `--flex-volume-plugin-dir=${join(folders.node, "flexvolume")}`,
+      ]
+    : [`--controllers=${controllers.join(",")}`];
+  const manager = new ManagedProcess(
+    "kube-controller-manager",
+    binaries.kubeControllerManager,
+    [
+      `--kubeconfig=${join(folders.dir, "kubeconfig")}`,
+      "--leader-elect=false",
+      "--secure-port=0",
+      ...nodeControllerFlags,
+      `--service-account-private-key-file=${join(folders.pki, "sa.key")}`,
+      `--root-ca-file=${join(folders.pki, "ca.crt")}`,
+      "--use-service-account-credentials=false",
+      "--v=0",
+    ],
+    join(folders.logs, "kube-controller-manager.log"),
+  );
+  processes.push(manager);
+  // The serviceaccount controller creating "default" in "default" shows the manager is working.
+  const core = admin.makeApiClient(CoreV1Api);
+  await manager.waitUntil(
+    "running its controllers",
+    async () =>
+      (await core.readNamespacedServiceAccount({ name: "default", namespace: "default" })).metadata?.name ===
+      "default",
+    timeoutMs,
+  );
+}
+
 export class ControlPlane {
   readonly dir: string;
   readonly server: string;
@@ -136,9 +425,6 @@ export class ControlPlane {
     const timeoutMs = options.startTimeoutMs ?? 90_000;
     const progress = options.progress ?? (() => undefined);
     const network: NodeNetwork | undefined = options.node ? defaultNodeNetwork : undefined;
-    const createdDir = options.dir === undefined;
-    const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "pingpong-cluster-")));
-    const nodeDir = join(dir, "node");
     if (network) {
       // Before anything starts: a node that cannot run says why, and a crashed one is cleaned up.
       const preflight = await checkNodeCanStart(network, nodeImagesDir());
@@ -148,277 +434,62 @@ export class ControlPlane {
       }
     }
     const binaries = options.binaries ?? findBinaries();
-    await mkdir(join(dir, "pki"), { recursive: true });
-    await mkdir(join(dir, "logs"), { recursive: true });
-    // etcd fsyncs every write; on tmpfs that costs nothing, and the data is throwaway anyway.
-    const etcdData = await mkdtemp(join(existsSync("/dev/shm") ? "/dev/shm" : dir, "pingpong-etcd-"));
-    const owned = createdDir
-      ? [dir, etcdData]
-      : [etcdData, join(dir, "pki"), join(dir, "logs"), join(dir, "kubeconfig"), nodeDir];
+    const folders = await createFolders(options.dir);
     const processes: ManagedProcess[] = [];
-    const file = (name: string) => join(dir, "pki", name);
     let node: LocalNode | undefined;
-
     try {
       if (network) {
-        await recordHostBeforeNode(nodeDir, [etcdData]);
-        await createBridge(network, dir);
+        await recordHostBeforeNode(folders.node, [folders.etcdData]);
+        await createBridge(network, folders.dir);
       }
       // The API server listens on the node's address when there is a node (pods reach it there
       // through the `kubernetes` Service), else on loopback.
       const bindAddress = network?.nodeIp ?? "127.0.0.1";
-      const serviceCidr = network?.serviceCidr ?? "10.96.0.0/16";
-      const apiServiceIp = network?.apiServiceIp ?? "10.96.0.1";
-
-      // Certificates: our own CA for the API server's and kubelet's serving certificates and the
-      // API server's client certificate at the kubelet, and a throwaway key that signs
-      // ServiceAccount tokens. Everyone else authenticates with a random static token.
-      const year = 365 * 86_400_000;
-      const ca = await createCertificateAuthority({
-        commonName: "pingpong-local-ca",
-        keySize: 2048,
-        durationMs: year,
-      });
-      const serving = await issueLeafCertificate(ca, {
-        usage: "server",
-        commonName: "kube-apiserver",
-        dnsNames: [
-          "localhost",
-          "kubernetes",
-          "kubernetes.default",
-          "kubernetes.default.svc",
-          "kubernetes.default.svc.cluster.local",
-        ],
-        ipAddresses: [...new Set(["127.0.0.1", bindAddress, apiServiceIp])],
-        keySize: 2048,
-        durationMs: year,
-      });
-      const serviceAccountKey = generateKeyPairSync("rsa", { modulusLength: 2048 });
-      const adminToken = token();
-      const nodeTokens: NodeTokens | undefined = network
-        ? { kubelet: token(), kubeProxy: token(), scheduler: token() }
-        : undefined;
-      const tokenLines = [`${adminToken},pingpong-admin,pingpong-admin,"system:masters"`];
-      if (nodeTokens) {
-        tokenLines.push(
-          `${nodeTokens.kubelet},system:node:${nodeName},system:node:${nodeName},"system:nodes"`,
-          `${nodeTokens.kubeProxy},system:kube-proxy,system:kube-proxy`,
-          `${nodeTokens.scheduler},system:kube-scheduler,system:kube-scheduler`,
-        );
-      }
-      await Promise.all([
-        writeFile(file("ca.crt"), ca.certificatePem),
-        writeFile(file("apiserver.crt"), serving.certificatePem),
-        writeFile(file("apiserver.key"), serving.privateKeyPem, { mode: 0o600 }),
-        writeFile(file("sa.key"), serviceAccountKey.privateKey.export({ type: "pkcs8", format: "pem" }), {
-          mode: 0o600,
-        }),
-        writeFile(file("sa.pub"), serviceAccountKey.publicKey.export({ type: "spki", format: "pem" })),
-        writeFile(file("tokens.csv"), `${tokenLines.join("\n")}\n`, { mode: 0o600 }),
-      ]);
-      if (network) {
-        const kubeletServing = await issueLeafCertificate(ca, {
-          usage: "server",
-          commonName: nodeName,
-          dnsNames: [nodeName],
-          ipAddresses: [network.nodeIp],
-          keySize: 2048,
-          durationMs: year,
-        });
-        const kubeletClient = await issueLeafCertificate(ca, {
-          usage: "client",
-          commonName: kubeletClientUser,
-          dnsNames: [],
-          keySize: 2048,
-          durationMs: year,
-        });
-        await Promise.all([
-          writeFile(file("kubelet.crt"), kubeletServing.certificatePem),
-          writeFile(file("kubelet.key"), kubeletServing.privateKeyPem, { mode: 0o600 }),
-          writeFile(file("apiserver-kubelet-client.crt"), kubeletClient.certificatePem),
-          writeFile(file("apiserver-kubelet-client.key"), kubeletClient.privateKeyPem, { mode: 0o600 }),
-        ]);
-      }
-
+      const credentials = await writeCredentials(folders.pki, bindAddress, network);
       progress("Starting etcd");
-      const etcdUrl = await onFreshPorts(processes, async () => {
-        const [etcdPort, peerPort] = [await freePort(), await freePort()];
-        const url = `http://127.0.0.1:${etcdPort}`;
-        const etcd = new ManagedProcess(
-          "etcd",
-          binaries.etcd,
-          [
-            "--name=default",
-            `--data-dir=${etcdData}`,
-            `--listen-client-urls=${url}`,
-            `--advertise-client-urls=${url}`,
-            `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-            `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-            `--initial-cluster=default=http://127.0.0.1:${peerPort}`,
-            "--log-level=warn",
-          ],
-          join(dir, "logs", "etcd.log"),
-          { ...process.env, ETCD_UNSUPPORTED_ARCH: process.arch === "x64" ? "" : process.arch },
-        );
-        const healthy = async () => {
-          const response = await request(`${url}/health`);
-          return (await response.body.text()).includes('"true"');
-        };
-        return { process: etcd, value: url, ready: () => etcd.waitUntil("healthy", healthy, timeoutMs) };
-      });
-
-      const nodeFlags = network
-        ? [
-            "--authorization-mode=Node,RBAC",
-            "--enable-admission-plugins=NodeRestriction",
-            `--kubelet-client-certificate=${file("apiserver-kubelet-client.crt")}`,
-            `--kubelet-client-key=${file("apiserver-kubelet-client.key")}`,
-            `--kubelet-certificate-authority=${file("ca.crt")}`,
-            "--kubelet-preferred-address-types=InternalIP",
-          ]
-        : [
-            "--authorization-mode=RBAC",
-            // Loopback may not be an endpoint of the `kubernetes` Service, and without a node
-            // nothing uses that Service from a pod, so do not keep trying.
-            "--endpoint-reconciler-type=none",
-          ];
+      const etcdUrl = await startEtcd(binaries, folders, processes, timeoutMs);
       progress("Starting kube-apiserver");
-      const server = await onFreshPorts(processes, async () => {
-        const apiPort = await freePort(bindAddress);
-        // Pods may reach the host on this port alone.
-        if (network) await applyRuleset(network, apiPort);
-        const url = `https://${bindAddress}:${apiPort}`;
-        const apiserver = new ManagedProcess(
-          "kube-apiserver",
-          binaries.kubeApiserver,
-          [
-            `--etcd-servers=${etcdUrl}`,
-            `--bind-address=${bindAddress}`,
-            `--advertise-address=${bindAddress}`,
-            `--secure-port=${apiPort}`,
-            `--tls-cert-file=${file("apiserver.crt")}`,
-            `--tls-private-key-file=${file("apiserver.key")}`,
-            `--client-ca-file=${file("ca.crt")}`,
-            `--token-auth-file=${file("tokens.csv")}`,
-            ...nodeFlags,
-            `--service-account-issuer=${url}`,
-            `--service-account-key-file=${file("sa.pub")}`,
-            `--service-account-signing-key-file=${file("sa.key")}`,
-            // Room for many Services: a /24 runs out at about 250 (each pair has one).
-            `--service-cluster-ip-range=${serviceCidr}`,
-            "--allow-privileged=true",
-            `--cert-dir=${join(dir, "pki")}`,
-            "--v=0",
-          ],
-          join(dir, "logs", "kube-apiserver.log"),
-        );
-        const ready = async () => {
-          const admin = new Agent({ connect: { ca: ca.certificatePem } });
-          try {
-            await apiserver.waitUntil(
-              "ready",
-              async () => {
-                const response = await request(`${url}/readyz`, {
-                  dispatcher: admin,
-                  headers: { authorization: `Bearer ${adminToken}` },
-                });
-                return response.statusCode === 200 && (await response.body.text()) === "ok";
-              },
-              timeoutMs,
-            );
-          } finally {
-            await admin.close();
-          }
-        };
-        return { process: apiserver, value: url, ready };
+      const server = await startApiServer({
+        binaries,
+        folders,
+        processes,
+        timeoutMs,
+        etcdUrl,
+        bindAddress,
+        network,
+        credentials,
       });
-
-      const kubeconfig = kubeconfigYaml({
-        server,
-        caPem: ca.certificatePem,
-        token: adminToken,
-        user: "pingpong-admin",
-      });
-      await writeFile(join(dir, "kubeconfig"), kubeconfig, { mode: 0o600 });
 
       const plane = new ControlPlane({
-        dir,
+        dir: folders.dir,
         server,
-        caPem: ca.certificatePem,
-        adminToken,
+        caPem: credentials.caPem,
+        adminToken: credentials.adminToken,
         binaries,
         processes,
-        owned,
+        owned: folders.owned,
       });
-      const adminConfig = plane.adminKubeConfig();
-      if (network) {
-        // `kubectl logs`, `exec` and `port-forward` go through the API server to the kubelet, which
-        // asks the API server whether its client may: this binding says yes.
-        await adminConfig.makeApiClient(RbacAuthorizationV1Api).createClusterRoleBinding({
-          body: {
-            metadata: { name: "pingpong:kube-apiserver-kubelet-client" },
-            roleRef: {
-              apiGroup: "rbac.authorization.k8s.io",
-              kind: "ClusterRole",
-              name: "system:kubelet-api-admin",
-            },
-            subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: kubeletClientUser }],
-          },
-        });
-      }
+      await writeFile(plane.kubeconfigPath, plane.adminKubeconfig(), { mode: 0o600 });
+      const admin = plane.adminClientConfig();
+      if (network) await allowApiServerAtKubelet(admin);
       if (options.controllerManager ?? true) {
         progress("Starting kube-controller-manager");
-        const nodeControllerFlags = network
-          ? [
-              // Every default controller: with a node, endpoints, node lifecycle and pod GC matter.
-              "--controllers=*",
-              "--allocate-node-cidrs=true",
-              `--cluster-cidr=${network.clusterCidr}`,
-              "--node-cidr-mask-size=24",
-              `--service-cluster-ip-range=${network.serviceCidr}`,
-              // It otherwise creates a folder under /usr/libexec.
-              `--flex-volume-plugin-dir=${join(nodeDir, "flexvolume")}`,
-            ]
-          : [`--controllers=${controllers.join(",")}`];
-        const manager = new ManagedProcess(
-          "kube-controller-manager",
-          binaries.kubeControllerManager,
-          [
-            `--kubeconfig=${join(dir, "kubeconfig")}`,
-            "--leader-elect=false",
-            "--secure-port=0",
-            ...nodeControllerFlags,
-            `--service-account-private-key-file=${file("sa.key")}`,
-            `--root-ca-file=${file("ca.crt")}`,
-            "--use-service-account-credentials=false",
-            "--v=0",
-          ],
-          join(dir, "logs", "kube-controller-manager.log"),
-        );
-        processes.push(manager);
-        // The serviceaccount controller creating "default" in "default" shows the manager is working.
-        const core = adminConfig.makeApiClient(CoreV1Api);
-        await manager.waitUntil(
-          "running its controllers",
-          async () =>
-            (await core.readNamespacedServiceAccount({ name: "default", namespace: "default" })).metadata
-              ?.name === "default",
-          timeoutMs,
-        );
+        await startControllerManager({ binaries, folders, processes, timeoutMs, network, admin });
       }
-      if (network && nodeTokens) {
+      if (network && credentials.nodeTokens) {
         progress("Starting the node: containerd, kube-scheduler, kubelet, kube-proxy, CoreDNS");
         const bin = binaryCacheDir();
+        const pki = (name: string) => join(folders.pki, name);
         node = await LocalNode.start({
-          dir: nodeDir,
-          logsDir: join(dir, "logs"),
+          dir: folders.node,
+          logsDir: folders.logs,
           network,
           server,
-          caPem: ca.certificatePem,
-          caFile: file("ca.crt"),
-          tokens: nodeTokens,
-          kubeletServing: { certFile: file("kubelet.crt"), keyFile: file("kubelet.key") },
-          admin: adminConfig,
+          caPem: credentials.caPem,
+          caFile: pki("ca.crt"),
+          tokens: credentials.nodeTokens,
+          kubeletServing: { certFile: pki("kubelet.crt"), keyFile: pki("kubelet.key") },
+          admin,
           imagesDir: nodeImagesDir(),
           binaries: {
             kubelet: join(bin, "kubelet"),
@@ -435,8 +506,8 @@ export class ControlPlane {
     } catch (error) {
       await node?.stop().catch(() => undefined);
       await Promise.all(processes.reverse().map((p) => p.stop()));
-      if (network) await removeNodeFromHost(nodeDir, network);
-      await rm(etcdData, { recursive: true, force: true });
+      if (network) await removeNodeFromHost(folders.node, network);
+      await rm(folders.etcdData, { recursive: true, force: true });
       throw error;
     }
   }
@@ -464,7 +535,8 @@ export class ControlPlane {
     });
   }
 
-  adminKubeConfig(): KubeConfig {
+  /** The admin kubeconfig loaded for @kubernetes/client-node's API clients. */
+  adminClientConfig(): KubeConfig {
     const config = new KubeConfig();
     config.loadFromString(this.adminKubeconfig());
     return config;
@@ -472,7 +544,7 @@ export class ControlPlane {
 
   /** A kubeconfig that authenticates as a ServiceAccount, with a token from the TokenRequest API. */
   async serviceAccountKubeconfig(namespace: string, name: string, expirationSeconds = 3600): Promise<string> {
-    const core = this.adminKubeConfig().makeApiClient(CoreV1Api);
+    const core = this.adminClientConfig().makeApiClient(CoreV1Api);
     const response = await core.createNamespacedServiceAccountToken({
       name,
       namespace,

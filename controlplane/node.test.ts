@@ -57,7 +57,7 @@ beforeAll(async () => {
   lock = await NodeTestLock.acquire();
   before = await hostSnapshot();
   plane = await startTestControlPlane({ node: true, startTimeoutMs: 180_000 });
-  admin = plane.adminKubeConfig();
+  admin = plane.adminClientConfig();
   core = admin.makeApiClient(CoreV1Api);
   apps = admin.makeApiClient(AppsV1Api);
 }, 20 * 60_000);
