@@ -8,7 +8,7 @@ import {
   issueLeafCertificate,
   type KeySize,
   type LeafRequest,
-} from "../operator/pki/mint.ts";
+} from "../lib/pki/mint.ts";
 import { type CertificateMinter, inProcessMinter, WorkerPoolMinter } from "../operator/pki/minter.ts";
 import { report, summarize, withEventLoopLag } from "./report.ts";
 

@@ -25,7 +25,7 @@ import { cacheRoot } from "../controlplane/binaries.ts";
 import { killWithParent } from "../lib/child-processes.ts";
 import { freePort } from "../lib/ports.ts";
 import { workloadNodeOptions } from "../operator/pingpongpair/children.ts";
-import { mintTestPki } from "../operator/pki/testing/fixtures.ts";
+import { mintTestPki } from "../lib/pki/testing/fixtures.ts";
 import { report } from "./report.ts";
 
 const run = promisify(execFile);

@@ -16,7 +16,7 @@ import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/clien
 import { Agent, request } from "undici";
 import { errorMessage } from "../lib/logger.ts";
 import { freePort } from "../lib/ports.ts";
-import { createCertificateAuthority, issueLeafCertificate } from "../operator/pki/mint.ts";
+import { createCertificateAuthority, issueLeafCertificate } from "../lib/pki/mint.ts";
 import {
   binaryCacheDir,
   type ControlPlaneBinaries,

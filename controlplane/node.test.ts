@@ -24,7 +24,7 @@ import {
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installConfigDefault } from "../operator/install.ts";
-import { createCertificateAuthority, issueLeafCertificate } from "../operator/pki/mint.ts";
+import { createCertificateAuthority, issueLeafCertificate } from "../lib/pki/mint.ts";
 import { nodeImagesDir } from "./binaries.ts";
 import type { ControlPlane } from "./control-plane.ts";
 import { ControlPlane as Cluster } from "./control-plane.ts";

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CliProcess } from "../workloads/testing/processes.ts";
 import { metricValue } from "../workloads/testing/tls-client.ts";
 import { secretText } from "./pingpongpair/certificates.ts";
-import { inspectCertificate } from "./pki/inspect.ts";
+import { inspectCertificate } from "../lib/pki/inspect.ts";
 import type { RunningOperator } from "./operator.ts";
 import { resources } from "./runtime/resources.ts";
 import { OperatorEnvironment, operatorNamespace } from "./testing/environment.ts";

@@ -21,7 +21,7 @@ import { eventually } from "../controlplane/testing.ts";
 import type { PingPongPair } from "./api/types.ts";
 import { secretText } from "./pingpongpair/certificates.ts";
 import type { NetworkPolicy } from "./pingpongpair/children.ts";
-import { inspectCertificate } from "./pki/inspect.ts";
+import { inspectCertificate } from "../lib/pki/inspect.ts";
 import { resources } from "./runtime/resources.ts";
 import { OperatorEnvironment, operatorNamespace } from "./testing/environment.ts";
 

@@ -9,7 +9,7 @@ import type { CoreV1Event, V1Secret } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "../controlplane/testing.ts";
 import type { PingPongPair } from "./api/types.ts";
-import { parseTrustBundle } from "./pki/bundle.ts";
+import { parseTrustBundle } from "../lib/pki/bundle.ts";
 import { childNames } from "./pingpongpair/names.ts";
 import { OperatorEnvironment } from "./testing/environment.ts";
 import { StandIns } from "./testing/stand-ins.ts";

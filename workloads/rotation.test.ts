@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mintTestPki, type TestPki } from "../operator/pki/testing/fixtures.ts";
+import { mintTestPki, type TestPki } from "../lib/pki/testing/fixtures.ts";
 import { KubeletVolume } from "./testing/kubelet-volume.ts";
 import { CliProcess } from "./testing/processes.ts";
 import { fetchOnce, metricValue } from "./testing/tls-client.ts";

@@ -1,7 +1,7 @@
 import crypto, { X509Certificate } from "node:crypto";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createLineLogger } from "../lib/line-logger.ts";
-import { mintTestPki, type TestPki } from "../operator/pki/testing/fixtures.ts";
+import { mintTestPki, type TestPki } from "../lib/pki/testing/fixtures.ts";
 import { KubeletVolume } from "./testing/kubelet-volume.ts";
 import type { TlsMaterial } from "./tls-files.ts";
 import { TlsReloader } from "./tls-reloader.ts";

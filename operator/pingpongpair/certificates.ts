@@ -8,9 +8,9 @@
 import type { V1Secret } from "@kubernetes/client-node";
 import type { ResolvedSpec } from "../api/spec.ts";
 import type { CertificateStatus, PingPongPair } from "../api/types.ts";
-import { parseTrustBundle } from "../pki/bundle.ts";
-import { type CertificateInfo, inspectCertificate, isSignedBy } from "../pki/inspect.ts";
-import type { IssuedCertificate } from "../pki/mint.ts";
+import { parseTrustBundle } from "../../lib/pki/bundle.ts";
+import { type CertificateInfo, inspectCertificate, isSignedBy } from "../../lib/pki/inspect.ts";
+import type { IssuedCertificate } from "../../lib/pki/mint.ts";
 import type { CertificateMinter } from "../pki/minter.ts";
 import {
   type Decision,

@@ -1,8 +1,8 @@
 /** Worker-thread side of CertificateMinter: runs one minting job at a time off the main event loop. */
 import { parentPort } from "node:worker_threads";
-import { createCertificateAuthority, issueLeafCertificate } from "./mint.ts";
+import { createCertificateAuthority, issueLeafCertificate } from "../../lib/pki/mint.ts";
 import type { MintJob, MintReply } from "./minter.ts";
-import { PkiError } from "./errors.ts";
+import { PkiError } from "../../lib/pki/errors.ts";
 
 const port = parentPort;
 if (!port) throw new Error("mint-worker.ts must run as a worker thread");

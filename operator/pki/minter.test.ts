@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { PkiError } from "./errors.ts";
-import { inspectCertificate, isSignedBy, keyMatchesCertificate } from "./inspect.ts";
+import { PkiError } from "../../lib/pki/errors.ts";
+import { inspectCertificate, isSignedBy, keyMatchesCertificate } from "../../lib/pki/inspect.ts";
 import { WorkerPoolMinter } from "./minter.ts";
 
 const minter = new WorkerPoolMinter(2);

@@ -6,14 +6,14 @@
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { PkiError, type PkiErrorCode } from "./errors.ts";
+import { PkiError, type PkiErrorCode } from "../../lib/pki/errors.ts";
 import {
   type CertificateAuthorityRequest,
   createCertificateAuthority,
   type IssuedCertificate,
   issueLeafCertificate,
   type LeafRequest,
-} from "./mint.ts";
+} from "../../lib/pki/mint.ts";
 
 export interface CertificateMinter {
   createCertificateAuthority(request: CertificateAuthorityRequest, now?: Date): Promise<IssuedCertificate>;

@@ -1,12 +1,12 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { inspectCertificate } from "./inspect.ts";
+import { inspectCertificate } from "../../lib/pki/inspect.ts";
 import {
   createCertificateAuthority,
   type IssuedCertificate,
   issueLeafCertificate,
   type LeafRequest,
-} from "./mint.ts";
+} from "../../lib/pki/mint.ts";
 import {
   type CertificateAuthoritySpec,
   decideCertificateAuthority,

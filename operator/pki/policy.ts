@@ -5,9 +5,14 @@
  * a reason.
  */
 import { formatDuration } from "../../lib/duration.ts";
-import { PkiError } from "./errors.ts";
-import { type CertificateInfo, inspectCertificate, isSignedBy, keyMatchesCertificate } from "./inspect.ts";
-import { clockSkewAllowanceMs, type KeySize } from "./mint.ts";
+import { PkiError } from "../../lib/pki/errors.ts";
+import {
+  type CertificateInfo,
+  inspectCertificate,
+  isSignedBy,
+  keyMatchesCertificate,
+} from "../../lib/pki/inspect.ts";
+import { clockSkewAllowanceMs, type KeySize } from "../../lib/pki/mint.ts";
 
 export type ReissueReason =
   | "Missing"

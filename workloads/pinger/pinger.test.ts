@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import { createServer as createTcpServer, type Socket, type Server as TcpServer } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createLineLogger } from "../../lib/line-logger.ts";
-import { mintTestPki, type TestPki } from "../../operator/pki/testing/fixtures.ts";
+import { mintTestPki, type TestPki } from "../../lib/pki/testing/fixtures.ts";
 import { type Ponger, startPonger } from "../ponger/ponger.ts";
 import { KubeletVolume } from "../testing/kubelet-volume.ts";
 import { metricValue } from "../testing/tls-client.ts";

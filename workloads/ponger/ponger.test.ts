@@ -1,7 +1,7 @@
 import { connect } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createLineLogger } from "../../lib/line-logger.ts";
-import { mintTestPki, type TestPki } from "../../operator/pki/testing/fixtures.ts";
+import { mintTestPki, type TestPki } from "../../lib/pki/testing/fixtures.ts";
 import { KubeletVolume } from "../testing/kubelet-volume.ts";
 import { fetchOnce, metricValue } from "../testing/tls-client.ts";
 import type { PongerConfig } from "./config.ts";

@@ -1,4 +1,4 @@
-import { splitPemBlocks } from "../../lib/pem.ts";
+import { splitPemBlocks } from "../pem.ts";
 import { PkiError } from "./errors.ts";
 import { type CertificateInfo, describeX509, parseX509 } from "./inspect.ts";
 

@@ -5,7 +5,7 @@
  */
 import { createHash, createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { PkiError } from "./errors.ts";
-import { firstPemBlock } from "./pem-block.ts";
+import { firstPemBlock } from "./pem.ts";
 
 /** What the operator needs to know about a certificate, in plain data. */
 export interface CertificateInfo {
