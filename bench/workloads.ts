@@ -17,6 +17,7 @@ import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_pro
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -336,6 +337,40 @@ export async function benchWorkloads(): Promise<void> {
       `Go: ${mib(Math.max(...theirs.map((r) => r.peakRss))).toFixed(1)} MiB`,
     );
     await stop(refponger);
+
+    // Unauthenticated connections that never start a handshake, twice 3000 of them: what the ponger
+    // holds while they are open, and whether its memory comes back once the handshake timeout drops them.
+    const floodRss: number[] = [await rssBytes(ponger.pid)];
+    let closedByPonger = 0;
+    for (let wave = 0; wave < 2; wave++) {
+      let closingOurselves = false;
+      const sockets = await Promise.all(
+        Array.from(
+          { length: 3000 },
+          () =>
+            new Promise<Socket>((resolve) => {
+              const socket = connect(pingPort, "127.0.0.1", () => resolve(socket));
+              socket.on("error", () => resolve(socket));
+              socket.on("close", () => {
+                if (!closingOurselves) closedByPonger++;
+              });
+            }),
+        ),
+      );
+      await sleep(1_000);
+      floodRss.push(await rssBytes(ponger.pid));
+      await sleep(11_000); // past the 10 s handshake timeout
+      closingOurselves = true;
+      for (const socket of sockets) socket.destroy();
+    }
+    await sleep(2_000);
+    floodRss.push(await rssBytes(ponger.pid));
+    report(
+      "ponger RSS, 2 x 3000 idle unauthenticated connections",
+      floodRss.map((b) => mib(b).toFixed(0)).join(" -> "),
+      "MiB",
+      `before, during wave 1, during wave 2, after; ${closedByPonger} of 6000 closed by the ponger (limit 512, handshake timeout 10 s)`,
+    );
 
     // The pinger at 10 pings/s against the TypeScript ponger (which is not measured here).
     await pingerConfig("100ms");

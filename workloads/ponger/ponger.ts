@@ -60,7 +60,7 @@ export interface PongerLimits {
 
 export const defaultPongerLimits: PongerLimits = {
   handshakeTimeoutMs: 10_000,
-  maxConnections: 2_048,
+  maxConnections: 512,
   idleTimeoutMs: 120_000,
 };
 
