@@ -20,6 +20,12 @@ Commands:
   cluster up [--dir DIR] [--no-node]
                            a local single-node Kubernetes cluster (default DIR: ./.cluster); with
                            --no-node, the API-only control plane on 127.0.0.1 (pods stay Pending)
+  status PAIR [-n NS] [-o json]
+                           a PingPongPair's conditions, certificates (expiry and renewal countdowns),
+                           pods, ping health and recent Events
+  rotate PAIR [--ca] [--no-wait]
+                           new leaf certificates (or a new CA), waiting until every pod has loaded them
+                           (both also as \`kubectl pingpong ...\` with kubectl-pingpong on PATH)
   demo [--workloads]       a local cluster with its node, the operator as a pod and an example
                            pair pinging (API-only where the node cannot start); with --workloads,
                            a ponger and a pinger on loopback over mutual TLS instead
@@ -163,6 +169,16 @@ async function main(argv: string[]): Promise<void> {
         ? await (await import("./workloads/local-demo.ts")).runLocalDemo(logger)
         : await (await import("./operator/demo.ts")).runOperatorDemo(logger, values.dir);
       exitOnSignal(logger, () => demo.stop(), 60_000);
+      return;
+    }
+    case "status": {
+      const { runStatus } = await import("./operator/commands/run.ts");
+      await runStatus(rest);
+      return;
+    }
+    case "rotate": {
+      const { runRotate } = await import("./operator/commands/run.ts");
+      await runRotate(rest);
       return;
     }
     case undefined:
