@@ -6,12 +6,14 @@
  * bounded. The operator runs with shorter rotation steps and reads than it ships with (two flags
  * added to the shipped Deployment), so that a CA rotation fits in a test.
  */
+import { Writable } from "node:stream";
 import { execFile, spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import type { V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ControlPlane } from "../controlplane/control-plane.ts";
+import { runRotate, runStatus } from "../operator/commands/run.ts";
 import { eventually, NodeTestLock, startTestControlPlane, testNamespace } from "../controlplane/testing.ts";
 import { freePort } from "../lib/ports.ts";
 import { projectRoot } from "../lib/repo.ts";
@@ -32,6 +34,21 @@ let admin: KubeClient;
 let namespace: string;
 
 const kubectl = (...args: string[]) => plane.kubectl(...args);
+
+/** What a `pingpong` command printed. */
+async function commandOutput(command: typeof runStatus, args: string[]): Promise<string> {
+  let text = "";
+  await command(
+    args,
+    new Writable({
+      write: (chunk, _encoding, done) => {
+        text += String(chunk);
+        done();
+      },
+    }),
+  );
+  return text;
+}
 
 beforeAll(async () => {
   lock = await NodeTestLock.acquire();
@@ -153,17 +170,21 @@ describe("a PingPongPair on the real node", () => {
     expect(Object.keys(scaled.status?.ping?.pongsByPod ?? {}).sort()).toEqual(pongers);
   }, 150_000);
 
-  it("rotates its leaves: every pod loads them, no ping fails, no container restarts", async () => {
+  it("rotates its leaves with `pingpong rotate`: every pod loads them, no ping fails, no restarts", async () => {
     const before = await pair("demo");
     const totals = await pingerTotals("demo");
-    await patchTls("demo", { rotate: "e2e-1" });
-    const after = await pairWhere(
-      "demo",
-      "new leaves loaded by every pod",
-      (p) =>
-        p.status?.certificates?.ponger?.serial !== before?.status?.certificates?.ponger?.serial &&
-        condition(p, "CertificatesReady")?.reason === "Issued",
-    );
+    const cli = ["-n", namespace, "--kubeconfig", plane.kubeconfigPath];
+    const rotation = await commandOutput(runRotate, ["demo", "--timeout", "3m", ...cli]);
+    expect(rotation).toMatch(/Done: every running pod of \S+\/demo has the new certificates\.\n$/);
+    const after = await pairWhere("demo", "the pair as the rotation left it", () => true);
+    expect(after.status?.certificates?.ponger?.serial).not.toBe(before?.status?.certificates?.ponger?.serial);
+    expect(condition(after, "CertificatesReady")?.reason).toBe("Issued");
+    // `pingpong status` reads each pod's /status through the API server: all have the new leaf.
+    const shown = await commandOutput(runStatus, ["demo", ...cli]);
+    const podLines = shown.split("\n").filter((line) => /^ {2}demo-(ponger|pinger)-/.test(line));
+    expect(podLines.length).toBeGreaterThanOrEqual(4);
+    for (const line of podLines)
+      expect(line).toMatch(/Running\s+ready\s+0 restarts\s+leaf [0-9a-f]{16} \(current\), trusts 1 CA$/);
     expect(after.status?.certificates?.pinger?.serial).not.toBe(before?.status?.certificates?.pinger?.serial);
     const now = await pingerTotals("demo");
     expect(now.sent).toBeGreaterThan(totals.sent);

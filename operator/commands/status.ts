@@ -6,6 +6,7 @@
  */
 import type { CoreV1Event, KubernetesObject, V1Pod } from "@kubernetes/client-node";
 import type { PingPongPair } from "../api/types.ts";
+import { metricsPort } from "../pingpongpair/children.ts";
 import { selectorString } from "../pingpongpair/names.ts";
 import type { KubeClient } from "../runtime/kube-client.ts";
 import { resources } from "../runtime/resources.ts";
@@ -22,13 +23,53 @@ export interface PairReport {
     notAfter: string | null;
     renewalTime: string | null;
   }[];
-  readonly pods: { name: string; component: string; phase: string; ready: boolean; restarts: number }[];
+  readonly pods: {
+    name: string;
+    component: "ponger" | "pinger";
+    phase: string;
+    ready: boolean;
+    restarts: number;
+    /** What the pod's /status says it has loaded; null when it could not be read (not running, ...). */
+    loaded: {
+      certificateSerial: string | null;
+      trustedCAs: number;
+      current: boolean;
+      lastError: string | null;
+    } | null;
+  }[];
   readonly ping: NonNullable<PingPongPair["status"]>["ping"] | null;
   readonly events: { time: string; type: string; reason: string; message: string; count: number }[];
 }
 
 export class PairNotFoundError extends Error {
   override readonly name = "UsageError";
+}
+
+/** What a workload pod reports having loaded, read from its /status through the API server. */
+async function loadedBy(
+  client: KubeClient,
+  namespace: string,
+  pod: string,
+  currentSerial: string | undefined,
+): Promise<NonNullable<PairReport["pods"][number]["loaded"]> | null> {
+  try {
+    const reported = await client.getFromPod<{
+      tls?: {
+        certificate?: { serial?: string } | null;
+        trustBundle?: unknown[];
+        lastError?: string | null;
+      } | null;
+    }>(namespace, pod, metricsPort, "/status");
+    const serial = reported.tls?.certificate?.serial ?? null;
+    return {
+      certificateSerial: serial,
+      trustedCAs: reported.tls?.trustBundle?.length ?? 0,
+      current: serial !== null && serial === currentSerial,
+      lastError: reported.tls?.lastError ?? null,
+    };
+  } catch {
+    return null;
+  }
 }
 
 /** Everything `status` shows, read from the API server. */
@@ -49,12 +90,16 @@ export async function readPairReport(
     client.list<CoreV1Event & KubernetesObject>(resources.event, namespace),
   ]);
   const status = pair.status ?? {};
-  const pod = (component: string) => (p: V1Pod) => ({
+  const pod = (component: "ponger" | "pinger") => async (p: V1Pod) => ({
     name: p.metadata?.name ?? "",
     component,
     phase: p.status?.phase ?? "Unknown",
     ready: p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false,
     restarts: (p.status?.containerStatuses ?? []).reduce((n, c) => n + c.restartCount, 0),
+    loaded:
+      p.status?.phase === "Running"
+        ? await loadedBy(client, namespace, p.metadata?.name ?? "", status.certificates?.[component]?.serial)
+        : null,
   });
   const eventTime = (e: CoreV1Event) =>
     String(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? e.metadata.creationTimestamp ?? "");
@@ -80,7 +125,7 @@ export async function readPairReport(
       notAfter: c.notAfter ?? null,
       renewalTime: c.renewalTime ?? null,
     })),
-    pods: [...ponger.items.map(pod("ponger")), ...pinger.items.map(pod("pinger"))],
+    pods: await Promise.all([...ponger.items.map(pod("ponger")), ...pinger.items.map(pod("pinger"))]),
     ping: status.ping ?? null,
     events: events.items
       .filter((e) => e.involvedObject.kind === "PingPongPair" && e.involvedObject.name === name)

@@ -7,7 +7,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { Counter, type Registry } from "prom-client";
 import { Agent, fetch } from "undici";
 import type { ClusterConnection } from "./cluster-connection.ts";
-import { collectionPath, objectPath, type ResourceType, resourceTypeOf } from "./resources.ts";
+import { collectionPath, objectPath, resources, type ResourceType, resourceTypeOf } from "./resources.ts";
 
 export const fieldManager = "pingpong-operator";
 
@@ -191,6 +191,19 @@ export class KubeClient {
       if (error instanceof KubeApiError && error.status === 404) return undefined;
       throw error;
     }
+  }
+
+  /**
+   * GET `path` on a pod's port through the API server's pod proxy (needs pods/proxy get): how a
+   * program outside the cluster reads a pod's HTTP endpoint, e.g. a workload's /status.
+   */
+  async getFromPod<T>(namespace: string, pod: string, port: number, path: string): Promise<T> {
+    return this.send<T>(
+      "get",
+      resources.pod,
+      "GET",
+      `${objectPath(resources.pod, namespace, `${pod}:${port}`)}/proxy${path}`,
+    );
   }
 
   async create<T extends KubernetesObject>(object: T): Promise<T> {
