@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps controlplane node build test bench demo clean
+.PHONY: help deps controlplane node helm build test bench demo clean
 .PHONY: k3d-up image k3d-import deploy example watch ping k3d-down
 
 help:
@@ -33,10 +33,14 @@ node: controlplane
 	bash hack/node/install-packages.sh
 	bash hack/images/build-base-images.sh
 
+# Helm, for the chart's tests: built from the Go module proxy, cached under ~/.cache/pingpong.
+helm:
+	bash hack/helm/build.sh >/dev/null
+
 build: deps
 	npm run build
 
-test: deps controlplane node image
+test: deps controlplane node image helm
 	npm test
 
 bench: deps controlplane
