@@ -29,16 +29,20 @@ export interface PairReport {
     phase: string;
     ready: boolean;
     restarts: number;
-    /** What the pod's /status says it has loaded; null when it could not be read (not running, ...). */
-    loaded: {
-      certificateSerial: string | null;
-      trustedCAs: number;
-      current: boolean;
-      lastError: string | null;
-    } | null;
+    /** What the pod's /status says it has loaded; null when the pod is not running. */
+    loaded: LoadedCertificates | { unreadable: string } | null;
   }[];
   readonly ping: NonNullable<PingPongPair["status"]>["ping"] | null;
   readonly events: { time: string; type: string; reason: string; message: string; count: number }[];
+}
+
+export interface LoadedCertificates {
+  readonly certificateSerial: string | null;
+  readonly trustedCAs: number;
+  /** The serial is the one status.certificates names for the pod's role. */
+  readonly current: boolean;
+  /** The pod refused the latest files (it says why on its /status). */
+  readonly lastError: string | null;
 }
 
 export class PairNotFoundError extends Error {
@@ -51,7 +55,7 @@ async function loadedBy(
   namespace: string,
   pod: string,
   currentSerial: string | undefined,
-): Promise<NonNullable<PairReport["pods"][number]["loaded"]> | null> {
+): Promise<LoadedCertificates | { unreadable: string }> {
   try {
     const reported = await client.getFromPod<{
       tls?: {
@@ -67,8 +71,8 @@ async function loadedBy(
       current: serial !== null && serial === currentSerial,
       lastError: reported.tls?.lastError ?? null,
     };
-  } catch {
-    return null;
+  } catch (error) {
+    return { unreadable: error instanceof Error ? error.message : String(error) };
   }
 }
 
@@ -181,6 +185,14 @@ function table(rows: readonly (readonly string[])[]): string {
     .join("\n");
 }
 
+function describeLoaded(loaded: PairReport["pods"][number]["loaded"]): string {
+  if (loaded === null) return "";
+  if ("unreadable" in loaded) return `/status unreadable: ${loaded.unreadable}`;
+  const leaf = `leaf ${loaded.certificateSerial?.slice(0, 16) ?? "-"} (${loaded.current ? "current" : "not the current one"})`;
+  const trust = `trusts ${loaded.trustedCAs} CA${loaded.trustedCAs === 1 ? "" : "s"}`;
+  return `${leaf}, ${trust}${loaded.lastError ? `; refused new files: ${loaded.lastError}` : ""}`;
+}
+
 /** The plain-text view. */
 export function formatPairReport(report: PairReport, now: Date): string {
   const lines: string[] = [];
@@ -224,6 +236,7 @@ export function formatPairReport(report: PairReport, now: Date): string {
             p.phase,
             p.ready ? "ready" : "not ready",
             `${p.restarts} restarts`,
+            describeLoaded(p.loaded),
           ]),
         ),
     "",
