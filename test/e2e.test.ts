@@ -6,7 +6,6 @@
  * bounded. The operator runs with shorter rotation steps and reads than it ships with (two flags
  * added to the shipped Deployment), so that a CA rotation fits in a test.
  */
-import { Writable } from "node:stream";
 import { execFile, spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
@@ -14,6 +13,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ControlPlane } from "../controlplane/control-plane.ts";
 import { runRotate, runStatus } from "../operator/commands/run.ts";
+import { commandOutput } from "../operator/commands/testing.ts";
 import { eventually, NodeTestLock, startTestControlPlane, testNamespace } from "../controlplane/testing.ts";
 import { freePort } from "../lib/ports.ts";
 import { projectRoot } from "../lib/repo.ts";
@@ -34,21 +34,6 @@ let admin: KubeClient;
 let namespace: string;
 
 const kubectl = (...args: string[]) => plane.kubectl(...args);
-
-/** What a `pingpong` command printed. */
-async function commandOutput(command: typeof runStatus, args: string[]): Promise<string> {
-  let text = "";
-  await command(
-    args,
-    new Writable({
-      write: (chunk, _encoding, done) => {
-        text += String(chunk);
-        done();
-      },
-    }),
-  );
-  return text;
-}
 
 beforeAll(async () => {
   lock = await NodeTestLock.acquire();

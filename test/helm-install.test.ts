@@ -5,7 +5,6 @@
  */
 import { execFile } from "node:child_process";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { promisify } from "node:util";
 import type { V1Deployment } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +14,7 @@ import { eventually, NodeTestLock, startTestControlPlane, testNamespace } from "
 import { projectRoot } from "../lib/repo.ts";
 import type { PingPongPair } from "../operator/api/types.ts";
 import { runStatus } from "../operator/commands/run.ts";
+import { commandOutput } from "../operator/commands/testing.ts";
 
 const run = promisify(execFile);
 const root = projectRoot();
@@ -81,16 +81,13 @@ describe("the Helm chart on the node", () => {
       const pair = await readyPair("demo");
       expect(pair.status?.ping?.successRatio).toBeGreaterThanOrEqual(0.95);
       // `pingpong status` reads each pod's /status through the API server's pod proxy.
-      let shown = "";
-      await runStatus(
-        ["demo", "-n", namespace, "--kubeconfig", plane.kubeconfigPath],
-        new Writable({
-          write: (chunk, _encoding, done) => {
-            shown += String(chunk);
-            done();
-          },
-        }),
-      );
+      const shown = await commandOutput(runStatus, [
+        "demo",
+        "-n",
+        namespace,
+        "--kubeconfig",
+        plane.kubeconfigPath,
+      ]);
       const podLines = shown.split("\n").filter((line) => /^ {2}demo-(ponger|pinger)-/.test(line));
       expect(podLines, shown).toHaveLength(2);
       for (const line of podLines) {

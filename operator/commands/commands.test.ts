@@ -6,7 +6,6 @@ import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PingPongPair } from "../api/types.ts";
@@ -15,6 +14,7 @@ import { eventually } from "../../controlplane/testing.ts";
 import { projectRoot } from "../../lib/repo.ts";
 import { OperatorEnvironment } from "../testing/environment.ts";
 import { runRotate, runStatus } from "./run.ts";
+import { commandOutput } from "./testing.ts";
 import { countdown, type PairReport } from "./status.ts";
 
 const execFileAsync = promisify(execFile);
@@ -34,17 +34,8 @@ afterAll(async () => {
   await OperatorEnvironment.stopIfStarted(env);
 });
 
-async function run(command: typeof runStatus, args: string[]): Promise<string> {
-  let text = "";
-  const out = new Writable({
-    write: (chunk, _encoding, done) => {
-      text += String(chunk);
-      done();
-    },
-  });
-  await command([...args, "--kubeconfig", kubeconfig, "-n", namespace], out);
-  return text;
-}
+const run = (command: typeof runStatus, args: string[]) =>
+  commandOutput(command, [...args, "--kubeconfig", kubeconfig, "-n", namespace]);
 
 describe("pingpong status", () => {
   it("shows conditions, certificates with countdowns, pods, ping and events", async () => {
