@@ -54,18 +54,42 @@ export function summarize(cert: Certificate): CertificateSummary {
   };
 }
 
+/** The three files' contents as read once, and their digest; a file that could not be read holds the error. */
+export interface TlsFileTexts {
+  readonly certificate: string | Error | undefined;
+  readonly privateKey: string | Error | undefined;
+  readonly trustBundle: string | Error | undefined;
+  /** Changes whenever any of the files' contents change. */
+  readonly digest: string;
+}
+
 /**
- * Read synchronously: the files are a few kilobytes on a Secret volume (memory-backed), read at start
- * and when they change. Asynchronous reads would start libuv's thread pool, four threads whose stacks
- * and allocator arenas cost a pod about 2 MiB of resident memory for nothing else it does.
+ * Reads the files once, synchronously: they are a few kilobytes on a Secret volume (memory-backed),
+ * read at start and when they change. Asynchronous reads would start libuv's thread pool, four threads
+ * whose stacks and allocator arenas cost a pod about 2 MiB of resident memory for nothing else it does.
  */
-function readText(file: string): string {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    throw new TlsFileError(file, `cannot be read: ${errorMessage(error)}`);
+export function readTlsFiles(paths: TlsFilePaths): TlsFileTexts {
+  const read = (file: string | undefined): string | Error | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(file, "utf8");
+    } catch (error) {
+      return error instanceof Error ? error : new Error(String(error));
+    }
+  };
+  const certificate = read(paths.certificate);
+  const privateKey = read(paths.privateKey);
+  const trustBundle = read(paths.trustBundle);
+  const hash = crypto.createHash("sha256");
+  for (const text of [certificate, privateKey, trustBundle]) {
+    hash.update(text instanceof Error ? "\u0001unreadable" : (text ?? "")).update("\0");
   }
+  return { certificate, privateKey, trustBundle, digest: hash.digest("hex") };
+}
+
+/** A file's text, checked before any parsing: readable, not too large, no half-written PEM block. */
+function checkedText(file: string, text: string | Error): string {
+  if (text instanceof Error) throw new TlsFileError(file, `cannot be read: ${text.message}`);
   if (text.length > maxFileBytes) {
     throw new TlsFileError(
       file,
@@ -115,11 +139,16 @@ function parsePrivateKey(file: string, text: string): KeyObject {
   }
 }
 
-/** Reads and checks the files. Throws TlsFileError naming the first bad file. */
-export function loadTlsMaterial(paths: TlsFilePaths): TlsMaterial {
-  const certificatePem = paths.certificate === undefined ? undefined : readText(paths.certificate);
-  const privateKeyPem = paths.privateKey === undefined ? undefined : readText(paths.privateKey);
-  const trustBundlePem = paths.trustBundle === undefined ? undefined : readText(paths.trustBundle);
+/**
+ * Checks and parses the files, read by readTlsFiles (here, unless given: the reloader passes what it
+ * read to compare digests, so each change is read once). Throws TlsFileError naming the first bad file.
+ */
+export function loadTlsMaterial(paths: TlsFilePaths, files: TlsFileTexts = readTlsFiles(paths)): TlsMaterial {
+  const text = (file: string | undefined, read: string | Error | undefined) =>
+    file === undefined || read === undefined ? undefined : checkedText(file, read);
+  const certificatePem = text(paths.certificate, files.certificate);
+  const privateKeyPem = text(paths.privateKey, files.privateKey);
+  const trustBundlePem = text(paths.trustBundle, files.trustBundle);
   let certificate: CertificateSummary | undefined;
   if (paths.certificate !== undefined && certificatePem !== undefined) {
     const [leaf] = parseCertificates(paths.certificate, certificatePem, "the certificate");
@@ -136,35 +165,15 @@ export function loadTlsMaterial(paths: TlsFilePaths): TlsMaterial {
     paths.trustBundle !== undefined && trustBundlePem !== undefined
       ? parseCertificates(paths.trustBundle, trustBundlePem, "one or more CA certificates").map(summarize)
       : [];
-  const digest = digestTexts([certificatePem, privateKeyPem, trustBundlePem]);
   return {
     certificatePem,
     privateKeyPem,
     trustBundlePem,
     certificate,
     trustBundle,
-    digest,
+    digest: files.digest,
     loadedAt: new Date(),
   };
-}
-
-/** One digest of the three files' contents, the same whether computed at load or by digestOf. */
-function digestTexts(texts: readonly (string | undefined)[]): string {
-  const hash = crypto.createHash("sha256");
-  for (const text of texts) hash.update(text ?? "").update("\0");
-  return hash.digest("hex");
-}
-
-/** Reads only the files' digest, to tell cheaply whether anything changed since the last load. */
-export function digestOf(paths: TlsFilePaths): string {
-  const read = (file: string | undefined) => {
-    try {
-      return file === undefined ? undefined : readFileSync(file, "utf8");
-    } catch {
-      return "\u0001unreadable";
-    }
-  };
-  return digestTexts([read(paths.certificate), read(paths.privateKey), read(paths.trustBundle)]);
 }
 
 /** The /status view of loaded material. */

@@ -9,7 +9,13 @@
 import { type FSWatcher, watch } from "node:fs";
 import { dirname } from "node:path";
 import { errorMessage, type Logger } from "../lib/line-logger.ts";
-import { digestOf, loadTlsMaterial, TlsFileError, type TlsFilePaths, type TlsMaterial } from "./tls-files.ts";
+import {
+  loadTlsMaterial,
+  readTlsFiles,
+  TlsFileError,
+  type TlsFilePaths,
+  type TlsMaterial,
+} from "./tls-files.ts";
 
 export interface TlsReloaderOptions {
   readonly paths: TlsFilePaths;
@@ -92,7 +98,8 @@ export class TlsReloader {
 
   private reload(): void {
     const { logger, paths } = this.options;
-    const digest = digestOf(paths);
+    const files = readTlsFiles(paths);
+    const { digest } = files;
     if (digest === this.material?.digest) {
       if (this.lastError !== undefined) {
         // The bad files were replaced by the ones in use: nothing to load, nothing wrong any more.
@@ -105,7 +112,7 @@ export class TlsReloader {
     if (digest === this.rejectedDigest) return;
     let next: TlsMaterial;
     try {
-      next = loadTlsMaterial(paths);
+      next = loadTlsMaterial(paths, files);
       // The TLS library has the last word: what it refuses is refused like a file that did not parse.
       this.options.apply(next);
     } catch (error) {
