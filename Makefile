@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help deps controlplane node helm build test bench demo clean
+.PHONY: help deps controlplane node helm prometheus build test bench demo clean
 .PHONY: k3d-up image k3d-import deploy example watch ping k3d-down
 
 help:
@@ -37,10 +37,15 @@ node: controlplane
 helm:
 	bash hack/helm/build.sh >/dev/null
 
+# promtool, a PromQL name lister and the Prometheus Operator's CRDs, for config/prometheus's tests:
+# from the Go module proxy, cached under ~/.cache/pingpong.
+prometheus:
+	bash hack/prometheus/build.sh >/dev/null
+
 build: deps
 	npm run build
 
-test: deps controlplane node image helm
+test: deps controlplane node image helm prometheus
 	npm test
 
 bench: deps controlplane

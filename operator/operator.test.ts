@@ -213,7 +213,7 @@ describe("a PingPongPair", () => {
     expect(ponger?.spec?.template.spec?.containers[0]?.image).toBe("pingpong-operator:test");
   });
 
-  it("admits only the pinger to the ponger, and the operator's namespace to metrics", async () => {
+  it("admits only the pinger to the ponger, and the operator's and scrapers' namespaces to metrics", async () => {
     const policy = await env.admin.get<NetworkPolicy>(resources.networkPolicy, namespace, "demo-ponger");
     expect(policy?.spec.ingress).toEqual([
       {
@@ -231,7 +231,10 @@ describe("a PingPongPair", () => {
         ports: [{ protocol: "TCP", port: 8443 }],
       },
       {
-        from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": operatorNamespace } } }],
+        from: [
+          { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": operatorNamespace } } },
+          { namespaceSelector: { matchLabels: { "pingpong.dev/scrape-metrics": "true" } } },
+        ],
         ports: [{ protocol: "TCP", port: 9090 }],
       },
     ]);

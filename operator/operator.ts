@@ -4,11 +4,12 @@
  * and writes; a standby waits on the Lease.
  */
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
-import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Registry } from "prom-client";
 import type { Logger } from "../lib/logger.ts";
 import { type ProbeServer, startProbeServer } from "../lib/probe-server.ts";
 import type { PingPongPair } from "./api/types.ts";
 import { kind as pairKind } from "./api/types.ts";
+import { registerLeaderMetric, registerPairMetrics } from "./pair-metrics.ts";
 import { childSelector } from "./pingpongpair/names.ts";
 import {
   type CacheLookup,
@@ -145,28 +146,15 @@ function lookup<T extends KubernetesObject>(informers: readonly Informer<T>[]): 
   };
 }
 
-/** Each pair's certificate expiry, from the status the operator last wrote, as a gauge. */
-function certificateExpiryGauge(registry: Registry, pairs: () => PingPongPair[]): void {
-  new Gauge({
-    name: "pingpong_operator_certificate_expiry_timestamp_seconds",
-    help: "When each pair's certificates expire (Unix time), as last written to its status.",
-    labelNames: ["namespace", "pair", "certificate"] as const,
+/** Counts the certificates the operator issues, by role (ca, ponger, pinger) and reason (RenewalDue, ...). */
+function certificatesIssuedCounter(registry: Registry): (role: string, reason: string) => void {
+  const issued = new Counter({
+    name: "pingpong_operator_certificates_issued_total",
+    help: "Certificates issued, by role (ca, ponger, pinger) and reason (Missing, RenewalDue, RotateRequested, ...).",
+    labelNames: ["role", "reason"] as const,
     registers: [registry],
-    collect() {
-      this.reset();
-      for (const pair of pairs()) {
-        const labels = { namespace: pair.metadata?.namespace ?? "", pair: pair.metadata?.name ?? "" };
-        const { ca, certificates } = pair.status ?? {};
-        for (const [certificate, notAfter] of [
-          ["ca", ca?.notAfter],
-          ["ponger", certificates?.ponger?.notAfter],
-          ["pinger", certificates?.pinger?.notAfter],
-        ] as const) {
-          if (notAfter) this.set({ ...labels, certificate }, Date.parse(notAfter) / 1000);
-        }
-      }
-    },
   });
+  return (role, reason) => issued.inc({ role, reason });
 }
 
 export async function startOperator(options: OperatorOptions): Promise<RunningOperator> {
@@ -208,6 +196,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     rotationStepMs: options.rotationStepMs,
     healthIntervalMs,
     readings: (namespace, name) => reader.readingsOf(namespace, name),
+    onIssued: certificatesIssuedCounter(registry),
   });
   const controller = new Controller({
     name: "pingpongpair",
@@ -226,7 +215,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
           ? `api_${error.status}`
           : "error",
   });
-  certificateExpiryGauge(registry, () => informers.pairs.flatMap((i) => i.list()));
+  registerPairMetrics(registry, () => informers.pairs.flatMap((i) => i.list()));
 
   let synced = false;
   let stopping = false;
@@ -238,6 +227,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
         logger,
       })
     : undefined;
+  registerLeaderMetric(registry, () => (elector ? elector.isLeader : true));
 
   const probes = await startProbeServer({
     address: options.metricsAddress,

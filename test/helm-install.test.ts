@@ -1,6 +1,7 @@
 /**
  * The Helm chart on the real node: helm install runs the operator and a pair becomes Ready with live
- * pings; helm upgrade changes the operator's settings and the pair stays Ready; helm uninstall removes
+ * pings; helm upgrade changes the operator's settings and adds the ServiceMonitor, PodMonitor, alerts and
+ * dashboard (on the Prometheus Operator's CRDs), and the pair stays Ready; helm uninstall removes
  * the operator and leaves the CRD and the pairs, as Helm does with crds/.
  */
 import { execFile } from "node:child_process";
@@ -30,6 +31,28 @@ const kubectl = (...args: string[]) => plane.kubectl(...args);
 const helm = async (...args: string[]) =>
   (await run(helmBinary, [...args, "--kubeconfig", plane.kubeconfigPath], { maxBuffer: 16 * 1024 * 1024 }))
     .stdout;
+
+const monitoringCrds = ["servicemonitors", "podmonitors", "prometheusrules"].map(
+  (plural) => `crd/${plural}.monitoring.coreos.com`,
+);
+
+/** The chart's monitors, rules and dashboard ConfigMap in the operator's namespace, sorted. */
+async function monitoringObjects(): Promise<string[]> {
+  const names = await kubectl(
+    "-n",
+    system,
+    "get",
+    "servicemonitors,podmonitors,prometheusrules,configmaps",
+    "-l",
+    "app.kubernetes.io/part-of=pingpong-operator",
+    "-o",
+    "name",
+  );
+  return names
+    .split("\n")
+    .filter((n) => n !== "")
+    .sort();
+}
 
 async function readyPair(name: string): Promise<PingPongPair> {
   return eventually(
@@ -98,8 +121,12 @@ describe("the Helm chart on the node", () => {
   );
 
   it(
-    "upgrades the operator's settings; the pair stays Ready",
+    "upgrades the operator's settings and turns on the Prometheus objects; the pair stays Ready",
     async () => {
+      // The Prometheus Operator's CRDs, as a cluster running it has them (hack/prometheus/build.sh).
+      const { stdout: tools } = await run("bash", [join(root, "hack", "prometheus", "build.sh")]);
+      await kubectl("apply", "--server-side", "-f", join(tools.trim(), "crds"));
+      await kubectl("wait", "--for=condition=Established", "--timeout=60s", ...monitoringCrds);
       const upgraded = await helm(
         "upgrade",
         release,
@@ -109,6 +136,10 @@ describe("the Helm chart on the node", () => {
         "--reuse-values",
         "--set",
         "logLevel=debug",
+        "--set",
+        "prometheus.serviceMonitor.enabled=true,prometheus.podMonitor.enabled=true",
+        "--set",
+        "prometheus.rules.enabled=true,grafana.dashboard.enabled=true",
         "--wait",
         "--timeout",
         "3m",
@@ -121,6 +152,12 @@ describe("the Helm chart on the node", () => {
         name: "LOG_LEVEL",
         value: "debug",
       });
+      expect(await monitoringObjects()).toEqual([
+        "configmap/pingpong-grafana-dashboard",
+        "podmonitor.monitoring.coreos.com/pingpong-pairs",
+        "prometheusrule.monitoring.coreos.com/pingpong-operator",
+        "servicemonitor.monitoring.coreos.com/pingpong-operator",
+      ]);
       await readyPair("demo");
     },
     6 * 60_000,
@@ -137,6 +174,7 @@ describe("the Helm chart on the node", () => {
         "pingpongpairs.pingpong.dev",
       );
       expect(await kubectl("-n", namespace, "get", "ppp", "-o", "name")).toContain("demo");
+      expect(await monitoringObjects()).toEqual([]);
       expect(await kubectl("get", "clusterrole", "-o", "name")).not.toContain(
         "clusterrole.rbac.authorization.k8s.io/pingpong-operator\n",
       );

@@ -142,4 +142,42 @@ describe("the Helm chart", () => {
     // No Lease without leader election, so no Role for it.
     expect(custom.some((o) => o.kind === "Role")).toBe(false);
   });
+
+  it("renders config/prometheus's monitors, alerts and dashboard when switched on, and nothing of them by default", async () => {
+    const monitoring = ["ServiceMonitor", "PodMonitor", "PrometheusRule"];
+    expect(fromHelm.filter((o) => monitoring.includes(o.kind ?? "") || o.kind === "ConfigMap")).toEqual([]);
+    const switchedOn = await template(
+      "prometheus.serviceMonitor.enabled=true",
+      "prometheus.podMonitor.enabled=true",
+      "prometheus.rules.enabled=true",
+      "prometheus.rules.labels.release=kube-prometheus-stack",
+      "grafana.dashboard.enabled=true",
+    );
+    const { stdout } = await run(findBinaries().kubectl, ["kustomize", join(root, "config", "prometheus")]);
+    const kustomized = objects(stdout);
+    type WithBody = KubernetesObject & { spec?: unknown; data?: unknown };
+    for (const kind of [...monitoring, "ConfigMap"]) {
+      const [helmObject, kustomizeObject] = [find(switchedOn, kind), find(kustomized, kind)] as WithBody[];
+      expect(helmObject?.metadata?.name, kind).toBe(kustomizeObject?.metadata?.name);
+      expect(helmObject?.metadata?.namespace, kind).toBe("pingpong-system");
+      expect(helmObject?.spec, kind).toEqual(kustomizeObject?.spec);
+      expect(helmObject?.data, kind).toEqual(kustomizeObject?.data);
+    }
+    expect(find(switchedOn, "PrometheusRule").metadata?.labels?.release).toBe("kube-prometheus-stack");
+    expect(find(switchedOn, "ConfigMap").metadata?.labels?.grafana_dashboard).toBe("1");
+    // The monitor selects the chart's own metrics Service.
+    const service = find(switchedOn, "Service") as V1Service;
+    const monitor = find(switchedOn, "ServiceMonitor") as KubernetesObject & {
+      spec: { selector: { matchLabels: Record<string, string> } };
+    };
+    expect(service.metadata?.labels).toEqual(expect.objectContaining(monitor.spec.selector.matchLabels));
+  });
+
+  it("ships config/prometheus's alerts and dashboard unchanged in its files/ folder", async () => {
+    for (const file of ["prometheus-rule.yaml", "grafana-dashboard.json"]) {
+      expect(await readFile(join(chart, "files", file), "utf8"), file).toBe(
+        await readFile(join(root, "config", "prometheus", file), "utf8"),
+      );
+    }
+  });
 });

@@ -9,6 +9,7 @@ import {
   pingerDeployment,
   pongerConfigFile,
   pongerDeployment,
+  pingerNetworkPolicy,
   pongerNetworkPolicy,
   workloadNodeOptions,
   workloadUser,
@@ -95,15 +96,19 @@ describe("the workload builders", () => {
     expect(hash(context({ ponger: { replicas: 3 } }))).toEqual(hash(context()));
   });
 
-  it("let only the pinger reach the ponger, and only the operator's namespace the metrics", () => {
+  it("let only the pinger reach the ponger, and only the operator's and labelled namespaces the metrics", () => {
     const { ingress } = pongerNetworkPolicy(context()).spec;
     expect(ingress).toHaveLength(2);
     expect(ingress[0]).toMatchObject({
       from: [{ podSelector: { matchLabels: { "app.kubernetes.io/component": "pinger" } } }],
     });
     expect(ingress[1]).toMatchObject({
-      from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "pingpong-system" } } }],
+      from: [
+        { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "pingpong-system" } } },
+        { namespaceSelector: { matchLabels: { "pingpong.dev/scrape-metrics": "true" } } },
+      ],
       ports: [{ protocol: "TCP", port: 9090 }],
     });
+    expect(pingerNetworkPolicy(context()).spec.ingress).toEqual([ingress[1]]);
   });
 });

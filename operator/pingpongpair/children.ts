@@ -37,11 +37,13 @@ export interface NetworkPolicy extends KubernetesObject {
   spec: {
     podSelector: V1LabelSelector;
     policyTypes: string[];
-    ingress: {
-      from: ({ podSelector: V1LabelSelector } | { namespaceSelector: V1LabelSelector })[];
-      ports: { protocol: string; port: number }[];
-    }[];
+    ingress: NetworkPolicyIngressRule[];
   };
+}
+
+interface NetworkPolicyIngressRule {
+  from: ({ podSelector: V1LabelSelector } | { namespaceSelector: V1LabelSelector })[];
+  ports: { protocol: string; port: number }[];
 }
 
 /** Quantities as strings, the form the API server returns, so applied and stored values compare equal. */
@@ -253,13 +255,24 @@ export function pongerService(context: BuildContext): V1Service {
   };
 }
 
-function fromOperatorNamespace(context: BuildContext) {
+/**
+ * Namespaces labelled with this may read the workloads' metrics ports: label the namespace Prometheus
+ * runs in (`kubectl label namespace monitoring pingpong.dev/scrape-metrics=true`) for the PodMonitor.
+ */
+export const scrapeMetricsLabel = "pingpong.dev/scrape-metrics";
+
+/** Who may read a workload's metrics port: the operator (it reads /status) and labelled namespaces. */
+function metricsIngress(context: BuildContext): NetworkPolicyIngressRule {
   return {
-    namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": context.operatorNamespace } },
+    from: [
+      { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": context.operatorNamespace } } },
+      { namespaceSelector: { matchLabels: { [scrapeMetricsLabel]: "true" } } },
+    ],
+    ports: [{ protocol: "TCP", port: metricsPort }],
   };
 }
 
-/** Only the pair's pingers reach the ponger; only the operator's namespace reaches its metrics. */
+/** Only the pair's pingers reach the ponger; only the operator's and scrapers' namespaces its metrics. */
 export function pongerNetworkPolicy(context: BuildContext): NetworkPolicy {
   const pair = pairName(context);
   return {
@@ -274,7 +287,7 @@ export function pongerNetworkPolicy(context: BuildContext): NetworkPolicy {
           from: [{ podSelector: { matchLabels: selectorLabels(pair, "pinger") } }],
           ports: [{ protocol: "TCP", port: context.spec.ponger.port }],
         },
-        { from: [fromOperatorNamespace(context)], ports: [{ protocol: "TCP", port: metricsPort }] },
+        metricsIngress(context),
       ],
     },
   };
@@ -289,7 +302,7 @@ export function pingerNetworkPolicy(context: BuildContext): NetworkPolicy {
     spec: {
       podSelector: { matchLabels: selectorLabels(pair, "pinger") },
       policyTypes: ["Ingress"],
-      ingress: [{ from: [fromOperatorNamespace(context)], ports: [{ protocol: "TCP", port: metricsPort }] }],
+      ingress: [metricsIngress(context)],
     },
   };
 }

@@ -55,6 +55,8 @@ export interface ReconcilerContext {
   readonly healthIntervalMs: number;
   /** The latest /status readings of a pair's running pods (health/pod-status-reader.ts). */
   readonly readings: (namespace: string, name: string) => PairReadings;
+  /** Told of every certificate issued (counted in pingpong_operator_certificates_issued_total). */
+  readonly onIssued?: (role: string, reason: string) => void;
   readonly now?: () => Date;
 }
 
@@ -243,6 +245,7 @@ export function createReconciler(context: ReconcilerContext): (key: string) => P
       for (const issued of certificates.issued) {
         const what = issued.role === "ca" ? "CA" : `${issued.role} certificate`;
         log.info({ role: issued.role, reason: issued.reason, serial: issued.serial }, `Issued ${what}`);
+        context.onIssued?.(issued.role, issued.reason);
         recorder.record(
           pair,
           "Normal",
