@@ -78,3 +78,29 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/**
+ * Applies the CRDs in `path` and waits until each is Established. (`kubectl wait
+ * --for=condition=Established` fails outright on a CRD the API server has not given conditions yet.)
+ */
+export async function applyCrds(
+  kubectl: (...args: string[]) => Promise<string>,
+  path: string,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const applied = await kubectl("apply", "--server-side", "-f", path, "-o", "name");
+  const names = applied.split("\n").filter((line) => line !== "");
+  await eventually(
+    `${names.join(", ")} Established`,
+    async () => {
+      const { items } = JSON.parse(await kubectl("get", ...names, "-o", "json")) as {
+        items: { status?: { conditions?: { type: string; status: string }[] } }[];
+      };
+      const established = items.filter((crd) =>
+        crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True"),
+      );
+      return established.length === names.length ? true : undefined;
+    },
+    timeoutMs,
+  );
+}

@@ -11,7 +11,13 @@ import type { V1Deployment } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cacheRoot } from "../controlplane/binaries.ts";
 import type { ControlPlane } from "../controlplane/control-plane.ts";
-import { eventually, NodeTestLock, startTestControlPlane, testNamespace } from "../controlplane/testing.ts";
+import {
+  applyCrds,
+  eventually,
+  NodeTestLock,
+  startTestControlPlane,
+  testNamespace,
+} from "../controlplane/testing.ts";
 import { projectRoot } from "../lib/repo.ts";
 import type { PingPongPair } from "../operator/api/types.ts";
 import { runStatus } from "../operator/commands/run.ts";
@@ -31,10 +37,6 @@ const kubectl = (...args: string[]) => plane.kubectl(...args);
 const helm = async (...args: string[]) =>
   (await run(helmBinary, [...args, "--kubeconfig", plane.kubeconfigPath], { maxBuffer: 16 * 1024 * 1024 }))
     .stdout;
-
-const monitoringCrds = ["servicemonitors", "podmonitors", "prometheusrules"].map(
-  (plural) => `crd/${plural}.monitoring.coreos.com`,
-);
 
 /** The chart's monitors, rules and dashboard ConfigMap in the operator's namespace, sorted. */
 async function monitoringObjects(): Promise<string[]> {
@@ -125,8 +127,7 @@ describe("the Helm chart on the node", () => {
     async () => {
       // The Prometheus Operator's CRDs, as a cluster running it has them (hack/prometheus/build.sh).
       const { stdout: tools } = await run("bash", [join(root, "hack", "prometheus", "build.sh")]);
-      await kubectl("apply", "--server-side", "-f", join(tools.trim(), "crds"));
-      await kubectl("wait", "--for=condition=Established", "--timeout=60s", ...monitoringCrds);
+      await applyCrds(kubectl, join(tools.trim(), "crds"));
       const upgraded = await helm(
         "upgrade",
         release,

@@ -16,7 +16,7 @@ import { promisify } from "node:util";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import { eventually } from "../controlplane/testing.ts";
+import { applyCrds, eventually } from "../controlplane/testing.ts";
 import { createLineLogger } from "../lib/line-logger.ts";
 import { mintTestPki } from "../lib/pki/testing/fixtures.ts";
 import { projectRoot } from "../lib/repo.ts";
@@ -338,15 +338,7 @@ describe("the metric names the alerts and the dashboard use", () => {
   it("include a ServiceMonitor, PodMonitor, PrometheusRule and dashboard that a real API server accepts", async () => {
     const plane = env?.plane;
     if (!plane) throw new Error("no control plane");
-    await plane.kubectl("apply", "--server-side", "-f", join(tools, "crds"));
-    await plane.kubectl(
-      "wait",
-      "--for=condition=Established",
-      "--timeout=60s",
-      "crd/servicemonitors.monitoring.coreos.com",
-      "crd/podmonitors.monitoring.coreos.com",
-      "crd/prometheusrules.monitoring.coreos.com",
-    );
+    await applyCrds((...args) => plane.kubectl(...args), join(tools, "crds"));
     const rendered = objectsInYaml(await plane.kubectl("kustomize", folder));
     expect(rendered.map((o) => o.kind).sort()).toEqual([
       "ConfigMap",
