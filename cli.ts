@@ -4,12 +4,12 @@
  * command loads only its own modules: a pinger does not load the operator, and the operator does not
  * load the control plane.
  */
-import { resolve } from "node:path";
-import { util } from "./lib/builtins.ts";
 import { createLineLogger, errorMessage } from "./lib/line-logger.ts";
-
-const { parseArgs } = util;
 import { exitOnSignal } from "./lib/shutdown.ts";
+
+// Built-ins through getBuiltinModule, not ES imports: see lib/line-logger.ts.
+const path = process.getBuiltinModule("node:path");
+const { parseArgs } = process.getBuiltinModule("node:util");
 
 const usage = `Usage: pingpong <command> [options]
 
@@ -130,7 +130,7 @@ async function main(argv: string[]): Promise<void> {
       const { ControlPlane } = await import("./controlplane/control-plane.ts");
       const { createLogger } = await import("./lib/logger.ts");
       const logger = createLogger("cluster");
-      const dir = resolve(values.dir);
+      const dir = path.resolve(values.dir);
       const withNode = !values["no-node"];
       const started = Date.now();
       const seconds = () => ((Date.now() - started) / 1000).toFixed(1);

@@ -28,6 +28,39 @@ export default tseslint.config(
     },
   },
   {
+    // What a ponger or pinger pod loads. An ES import of a built-in builds its namespace from every
+    // export, evaluating what Node otherwise loads only when touched: node:tls parses the root CA
+    // store, node:http loads http2 and Node's bundled undici, node:process and node:fs dozens of
+    // modules more. process.getBuiltinModule returns the module object and leaves them alone: 3.5 MiB
+    // of a workload's idle RSS (`npm run bench -- workloads`). Type imports cost nothing.
+    files: [
+      "cli.ts",
+      "workloads/**/*.ts",
+      "lib/line-logger.ts",
+      "lib/probe-server.ts",
+      "lib/http-server.ts",
+      "lib/pem.ts",
+      "lib/duration.ts",
+      "lib/shutdown.ts",
+    ],
+    ignores: ["**/*.test.ts", "workloads/testing/**", "workloads/local-demo.ts"],
+    rules: {
+      "@typescript-eslint/no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["node:*"],
+              allowTypeImports: true,
+              message:
+                "Workloads load built-ins with process.getBuiltinModule (see eslint.config.js): an ES import evaluates every export.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ["*.js", "hack/*.mjs"],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: { globals: { console: "readonly", process: "readonly" } },

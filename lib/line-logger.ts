@@ -1,3 +1,7 @@
+const { writeSync } = process.getBuiltinModule("node:fs");
+
+const { hostname } = process.getBuiltinModule("node:os");
+
 /**
  * The logging interface every program here writes to, and the small JSON-lines logger the ponger and
  * the pinger use. The operator logs with pino (lib/logger.ts); a pino logger is a Logger too.
@@ -13,8 +17,6 @@
  * thousands of pings a second makes a few thousand writes, not one per line; nothing is held back
  * past the current turn, and what is pending is written when the process exits.
  */
-import { writeSync } from "node:fs";
-import { hostname } from "node:os";
 
 export interface LogFn {
   (fields: object, message?: string): void;

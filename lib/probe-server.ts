@@ -6,9 +6,10 @@
  * memory per pod for nothing they use (measured by `npm run bench -- workloads`).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { http } from "./builtins.ts";
 import { errorMessage, type Logger } from "./line-logger.ts";
 import { closeGracefully, listen, pathOf } from "./http-server.ts";
+
+const http = process.getBuiltinModule("node:http");
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
 

@@ -7,7 +7,6 @@
  * memory (it also loads OpenTelemetry, the cluster module and a Pushgateway client), a quarter of
  * what a workload is allowed (`npm run bench -- workloads`). What the workloads need is this file.
  */
-import { memoryUsage } from "node:process";
 
 export interface MetricsSource {
   readonly contentType: string;
@@ -200,21 +199,23 @@ export class MetricsRegistry implements MetricsSource {
       "Start time of the process since unix epoch in seconds.",
       () => startSeconds,
     );
-    this.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", () => memoryUsage.rss());
+    this.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", () =>
+      process.memoryUsage.rss(),
+    );
     this.gauge(
       "nodejs_heap_size_total_bytes",
       "Process heap size from Node.js in bytes.",
-      () => memoryUsage().heapTotal,
+      () => process.memoryUsage().heapTotal,
     );
     this.gauge(
       "nodejs_heap_size_used_bytes",
       "Process heap size used from Node.js in bytes.",
-      () => memoryUsage().heapUsed,
+      () => process.memoryUsage().heapUsed,
     );
     this.gauge(
       "nodejs_external_memory_bytes",
       "Node.js external memory size in bytes.",
-      () => memoryUsage().external,
+      () => process.memoryUsage().external,
     );
     return this;
   }

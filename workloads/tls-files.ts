@@ -3,10 +3,11 @@
  * file parses, the key belongs to the certificate. A problem names the file and says what is wrong.
  */
 import type { KeyObject, X509Certificate as Certificate } from "node:crypto";
-import { crypto } from "../lib/builtins.ts";
-import { readFileSync } from "node:fs";
 import { errorMessage } from "../lib/line-logger.ts";
 import { scanPem } from "../lib/pem.ts";
+
+const { readFileSync } = process.getBuiltinModule("node:fs");
+const crypto = process.getBuiltinModule("node:crypto");
 
 export interface TlsFilePaths {
   readonly certificate?: string | undefined;

@@ -6,8 +6,7 @@
  * again. New material is applied only after it checks out; otherwise the previous material stays in
  * use, the error names the bad file, and the same bad contents are not reported twice.
  */
-import { type FSWatcher, watch } from "node:fs";
-import { dirname } from "node:path";
+import type { FSWatcher } from "node:fs";
 import { errorMessage, type Logger } from "../lib/line-logger.ts";
 import {
   loadTlsMaterial,
@@ -16,6 +15,9 @@ import {
   type TlsFilePaths,
   type TlsMaterial,
 } from "./tls-files.ts";
+
+const { watch } = process.getBuiltinModule("node:fs");
+const path = process.getBuiltinModule("node:path");
 
 export interface TlsReloaderOptions {
   readonly paths: TlsFilePaths;
@@ -47,7 +49,7 @@ export class TlsReloader {
     const folders = new Set(
       [this.options.paths.certificate, this.options.paths.privateKey, this.options.paths.trustBundle]
         .filter((p): p is string => p !== undefined)
-        .map((p) => dirname(p)),
+        .map((p) => path.dirname(p)),
     );
     for (const folder of folders) {
       try {

@@ -7,9 +7,11 @@
  */
 import type { Agent as HttpAgent, IncomingMessage } from "node:http";
 import type { Agent as HttpsAgent } from "node:https";
-import { http, https } from "../../lib/builtins.ts";
 import type { TlsMaterial } from "../tls-files.ts";
 import { podHeader, refusedHeader } from "../protocol.ts";
+
+const http = process.getBuiltinModule("node:http");
+const https = process.getBuiltinModule("node:https");
 
 export interface PingAnswer {
   readonly status: number;

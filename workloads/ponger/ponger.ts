@@ -3,8 +3,8 @@
  * or plain HTTP, names its pod in a response header, counts what it receives, and swaps in new
  * certificates without a restart.
  */
-import { createServer as createTcpServer, type Server, type Socket } from "node:net";
-import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from "node:tls";
+import type { Server, Socket } from "node:net";
+import type { Server as TlsServer, TLSSocket } from "node:tls";
 import { listen, pathOf } from "../../lib/http-server.ts";
 import type { Logger } from "../../lib/line-logger.ts";
 import { type ProbeServer, startProbeServer } from "../../lib/probe-server.ts";
@@ -15,6 +15,9 @@ import { MetricsRegistry } from "../metrics.ts";
 import { TlsReloader } from "../tls-reloader.ts";
 import type { PongerConfig } from "./config.ts";
 import { type Answer, type RequestHead, serveConnection } from "./http1.ts";
+
+const { createServer: createTcpServer } = process.getBuiltinModule("node:net");
+const { createServer: createTlsServer } = process.getBuiltinModule("node:tls");
 
 /** What a certificate verification error means, for the 403 and the log. */
 const refusalReasons: Readonly<Record<string, string>> = {
