@@ -3,7 +3,7 @@
  * /status and /readyz, the Prometheus series, and the log line.
  */
 import type { Logger } from "../../lib/line-logger.ts";
-import type { Readiness } from "../../lib/probe-server.ts";
+import type { Readiness } from "../../lib/probe-routes.ts";
 import { MetricsRegistry } from "../metrics.ts";
 import type { PingFailure } from "./failure.ts";
 import { PingWindow } from "./ping-window.ts";

@@ -5,7 +5,8 @@
  * finish on the old one, which is closed once their deadline has passed.
  */
 import type { Logger } from "../../lib/line-logger.ts";
-import { type ProbeServer, startProbeServer } from "../../lib/probe-server.ts";
+import type { ProbeServer } from "../../lib/probe-routes.ts";
+import { startProbePort } from "../probe-port.ts";
 import { pongBody } from "../protocol.ts";
 import { describeMaterial } from "../tls-files.ts";
 import { TlsReloader } from "../tls-reloader.ts";
@@ -146,7 +147,7 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
   logger.info({ url, intervalMs: config.intervalMs, timeoutMs: config.timeoutMs }, "Pinger started");
 
   const { reloader } = connections;
-  const probes = await startProbeServer({
+  const probes = await startProbePort({
     address: config.metrics.address,
     port: config.metrics.port,
     registry: results.registry,

@@ -7,14 +7,15 @@ import type { Server, Socket } from "node:net";
 import type { Server as TlsServer, TLSSocket } from "node:tls";
 import { listen, pathOf } from "../../lib/http-server.ts";
 import type { Logger } from "../../lib/line-logger.ts";
-import { type ProbeServer, startProbeServer } from "../../lib/probe-server.ts";
+import type { ProbeServer } from "../../lib/probe-routes.ts";
+import { startProbePort } from "../probe-port.ts";
 import { PeerLimiter } from "../peer-limiter.ts";
 import { pingPath, podHeader, pongBody, refusedHeader } from "../protocol.ts";
 import { describeMaterial, type TlsMaterial } from "../tls-files.ts";
 import { MetricsRegistry } from "../metrics.ts";
 import { TlsReloader } from "../tls-reloader.ts";
 import type { PongerConfig } from "./config.ts";
-import { type Answer, type RequestHead, serveConnection } from "./http1.ts";
+import { type Answer, type RequestHead, serveConnection } from "../../lib/http1.ts";
 
 const { createServer: createTcpServer } = process.getBuiltinModule("node:net");
 const { createServer: createTlsServer } = process.getBuiltinModule("node:tls");
@@ -229,7 +230,7 @@ export async function startPonger(
   const pingUrl = `${origin}${pingPath}`;
   logger.info({ url: pingUrl, mutualTls, pod: config.podName }, "Ponger listening");
 
-  const probes = await startProbeServer({
+  const probes = await startProbePort({
     address: config.metrics.address,
     port: config.metrics.port,
     registry,

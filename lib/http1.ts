@@ -1,5 +1,6 @@
 /**
- * Just enough HTTP/1.1 for the ponger, served straight on a TLS (or TCP) socket.
+ * Just enough HTTP/1.1 for the ponger and the workloads' probe port, served straight on a TLS (or
+ * TCP) socket.
  *
  * Why not node:http: the ponger answers one bodiless request with four bytes, and on one core over
  * mutual TLS node:http's per-request machinery (IncomingMessage, ServerResponse, writable streams)
@@ -106,10 +107,13 @@ export interface Answer {
 const reasons: Readonly<Record<number, string>> = {
   200: "OK",
   400: "Bad Request",
+  403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
   408: "Request Timeout",
   431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
   505: "HTTP Version Not Supported",
 };
 
