@@ -1,6 +1,6 @@
 /** What the programs' servers share: binding, the URL they got, and a graceful close. */
 import type { Server } from "node:http";
-import type { Server as NetServer } from "node:net";
+import type { Server as NetServer, Socket } from "node:net";
 
 /** Listens on address:port (0 picks a port) and returns scheme://address:port with the bound port. */
 export async function listen(
@@ -42,4 +42,24 @@ export function pathOf(url: string | undefined): string {
   if (url === undefined) return "/";
   const query = url.indexOf("?");
   return query === -1 ? url : url.slice(0, query);
+}
+
+/**
+ * For servers built on lib/http1.ts, which answer as requests arrive, so every open connection is
+ * between requests: stops accepting, ends each of `serving` after what was written to it, and after
+ * `graceMs` destroys whatever of `all` is still open (e.g. connections still in their TLS handshake).
+ */
+export async function closeServing(
+  server: NetServer,
+  serving: Iterable<Socket>,
+  all: Iterable<Socket> = serving,
+  graceMs = 2_000,
+): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  for (const socket of serving) socket.end();
+  const force = setTimeout(() => {
+    for (const socket of all) socket.destroy();
+  }, graceMs);
+  await closed;
+  clearTimeout(force);
 }

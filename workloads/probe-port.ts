@@ -5,7 +5,7 @@
  */
 import type { Socket } from "node:net";
 import { type Answer, serveConnection } from "../lib/http1.ts";
-import { listen, pathOf } from "../lib/http-server.ts";
+import { closeServing, listen, pathOf } from "../lib/http-server.ts";
 import type { Logger } from "../lib/line-logger.ts";
 import { type ProbeServer, type ProbeSources, probeReply } from "../lib/probe-routes.ts";
 
@@ -53,15 +53,6 @@ export async function startProbePort(options: ProbePortOptions): Promise<ProbeSe
   logger.info({ url }, "Metrics and probes listening");
   return {
     url,
-    close: async () => {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Answers are written as requests arrive: every open connection is between requests.
-      for (const socket of connections) socket.end();
-      const force = setTimeout(() => {
-        for (const socket of connections) socket.destroy();
-      }, 2_000);
-      await closed;
-      clearTimeout(force);
-    },
+    close: () => closeServing(server, connections),
   };
 }

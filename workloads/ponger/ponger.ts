@@ -5,7 +5,7 @@
  */
 import type { Server, Socket } from "node:net";
 import type { Server as TlsServer, TLSSocket } from "node:tls";
-import { listen, pathOf } from "../../lib/http-server.ts";
+import { closeServing, listen, pathOf } from "../../lib/http-server.ts";
 import type { Logger } from "../../lib/line-logger.ts";
 import type { ProbeServer } from "../../lib/probe-routes.ts";
 import { startProbePort } from "../probe-port.ts";
@@ -250,16 +250,8 @@ export async function startPonger(
     close: async () => {
       shuttingDown = true;
       reloader?.stop();
-      // Stop accepting; answers are written as requests arrive, so every open connection is between
-      // requests: end each after what was written to it.
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const socket of connections) socket.end();
       // Connections still in their handshake, or not ending, are not waited for past a grace period.
-      const force = setTimeout(() => {
-        for (const socket of accepted) socket.destroy();
-      }, 2_000);
-      await closed;
-      clearTimeout(force);
+      await closeServing(server, connections, accepted);
       await probes.close();
     },
   };
