@@ -38,7 +38,9 @@ export function classifyError(error: unknown, timeoutMs: number): PingFailure {
   const { codes, names, messages } = codesOf(error);
   const code = codes.find((c) => tlsCode.test(c)) ?? codes.find((c) => !c.startsWith("UND_ERR_")) ?? codes[0];
   const detail = messages.filter((m) => m !== "").join(": ") || String(error);
-  if (names.includes("AnswerTooLargeError")) return { reason: "bad_body", message: detail, code };
+  if (names.includes("AnswerTooLargeError") || names.includes("MalformedAnswerError")) {
+    return { reason: "bad_body", message: detail, code };
+  }
   if (names.includes("TimeoutError") || codes.some((c) => timeoutCodes.has(c))) {
     return { reason: "timeout", message: `no answer within ${timeoutMs} ms`, code };
   }

@@ -12,7 +12,7 @@ import { describeMaterial } from "../tls-files.ts";
 import { TlsReloader } from "../tls-reloader.ts";
 import type { PingerConfig } from "./config.ts";
 import { classifyError, type PingFailure } from "./failure.ts";
-import { type PingAgent, type PingAnswer, pingAgent, sendPing } from "./ping-request.ts";
+import { type PingAnswer, PingClient } from "./ping-request.ts";
 import { type PingerStatus, PingResults } from "./ping-results.ts";
 
 export type { PingerStatus } from "./ping-results.ts";
@@ -53,9 +53,15 @@ export function judgeAnswer(answer: PingAnswer): PingFailure | undefined {
   return undefined;
 }
 
-/** The connection agent for the ponger, rebuilt whenever the TLS files change. */
+/**
+ * Milliseconds from a monotonic clock. (The `performance` global would load perf_hooks and its
+ * modules into every pinger pod for this one call.)
+ */
+const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/** The connections to the ponger, rebuilt whenever the TLS files change. */
 class PongerConnections {
-  agent: PingAgent;
+  client: PingClient;
   readonly reloader: TlsReloader | undefined;
   private sent = 0;
 
@@ -70,14 +76,14 @@ class PongerConnections {
           paths,
           logger,
           apply: (material) => {
-            const previous = this.agent;
-            this.agent = pingAgent(target, material);
-            // Pings in flight on the old agent end by their deadline; then its connections close.
+            const previous = this.client;
+            this.client = new PingClient(target, material);
+            // Pings in flight on the old client end by their deadline; then its connections close.
             setTimeout(() => previous.destroy(), config.timeoutMs).unref();
           },
         })
       : undefined;
-    this.agent = pingAgent(target, this.reloader?.start());
+    this.client = new PingClient(target, this.reloader?.start());
   }
 
   /** Every pingsPerConnection-th ping asks for its connection to be closed after the answer. */
@@ -87,20 +93,20 @@ class PongerConnections {
 
   close(): void {
     this.reloader?.stop();
-    this.agent.destroy();
+    this.client.destroy();
   }
 }
 
 /** Calls `tick` every `intervalMs` at a fixed rate (a slow tick does not delay the next); returns stop. */
 function everyInterval(intervalMs: number, tick: () => void): () => void {
-  let next = performance.now();
+  let next = monotonicMs();
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const run = () => {
     if (stopped) return;
     tick();
     next += intervalMs;
-    const now = performance.now();
+    const now = monotonicMs();
     if (next < now) next = now;
     timer = setTimeout(run, next - now);
   };
@@ -118,17 +124,17 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
   const connections = new PongerConnections(config, target, logger);
 
   async function pingOnce(): Promise<void> {
-    const started = performance.now();
+    const started = monotonicMs();
     results.sent(url);
     let failure: PingFailure | undefined;
     try {
-      const answer = await sendPing(target, connections.agent, {
+      const answer = await connections.client.send({
         timeoutMs: config.timeoutMs,
         closeConnection: connections.closeAfterThisPing(),
       });
       failure = judgeAnswer(answer);
       if (!failure) {
-        results.succeeded(Date.now(), performance.now() - started, answer.pod ?? "unknown");
+        results.succeeded(Date.now(), monotonicMs() - started, answer.pod ?? "unknown");
         return;
       }
     } catch (error) {
