@@ -14,6 +14,7 @@
  * announces one gets its answer and the connection closes, unread.
  */
 import type { Socket } from "node:net";
+import { httpDate as formatHttpDate } from "./time.ts";
 
 export interface RequestHead {
   readonly method: string;
@@ -125,7 +126,7 @@ function httpDate(): string {
   const second = Math.floor(now / 1000);
   if (second !== dateSecond) {
     dateSecond = second;
-    dateText = new Date(now).toUTCString();
+    dateText = formatHttpDate(now);
   }
   return dateText;
 }

@@ -1,7 +1,3 @@
-const { writeSync } = process.getBuiltinModule("node:fs");
-
-const { hostname } = process.getBuiltinModule("node:os");
-
 /**
  * The logging interface every program here writes to, and the small JSON-lines logger the ponger and
  * the pinger use. The operator logs with pino (lib/logger.ts); a pino logger is a Logger too.
@@ -17,6 +13,10 @@ const { hostname } = process.getBuiltinModule("node:os");
  * thousands of pings a second makes a few thousand writes, not one per line; nothing is held back
  * past the current turn, and what is pending is written when the process exits.
  */
+import { isoTime } from "./time.ts";
+
+const { writeSync } = process.getBuiltinModule("node:fs");
+const { hostname } = process.getBuiltinModule("node:os");
 
 export interface LogFn {
   (fields: object, message?: string): void;
@@ -107,7 +107,7 @@ class StdoutBatches implements LineDestination {
   private flush(): void {
     this.scheduled = false;
     if (this.dropped > 0) {
-      this.pending += `${JSON.stringify({ level: "warn", time: new Date().toISOString(), msg: `${this.dropped} log lines dropped: standard output did not keep up` })}\n`;
+      this.pending += `${JSON.stringify({ level: "warn", time: isoTime(Date.now()), msg: `${this.dropped} log lines dropped: standard output did not keep up` })}\n`;
       this.dropped = 0;
     }
     const bytes = Buffer.from(this.pending);
@@ -139,7 +139,7 @@ function isoNow(): string {
   const now = Date.now();
   if (now !== isoMillisecond) {
     isoMillisecond = now;
-    isoText = new Date(now).toISOString();
+    isoText = isoTime(now);
   }
   return isoText;
 }

@@ -5,6 +5,7 @@
 import type { KeyObject, X509Certificate as Certificate } from "node:crypto";
 import { errorMessage } from "../lib/line-logger.ts";
 import { scanPem } from "../lib/pem.ts";
+import { certificateTimeMs, isoTime } from "../lib/time.ts";
 
 const { readFileSync } = process.getBuiltinModule("node:fs");
 const crypto = process.getBuiltinModule("node:crypto");
@@ -32,7 +33,8 @@ export interface TlsMaterial {
   readonly trustBundle: readonly CertificateSummary[];
   /** Changes whenever any of the files' contents change. */
   readonly digest: string;
-  readonly loadedAt: Date;
+  /** Epoch milliseconds. */
+  readonly loadedAt: number;
 }
 
 export class TlsFileError extends Error {
@@ -49,8 +51,8 @@ export function summarize(cert: Certificate): CertificateSummary {
   return {
     subject: cert.subject,
     serial: cert.serialNumber.toLowerCase(),
-    notBefore: new Date(cert.validFrom).toISOString(),
-    notAfter: new Date(cert.validTo).toISOString(),
+    notBefore: isoTime(certificateTimeMs(cert.validFrom)),
+    notAfter: isoTime(certificateTimeMs(cert.validTo)),
     sha256Fingerprint: cert.fingerprint256,
   };
 }
@@ -173,7 +175,7 @@ export function loadTlsMaterial(paths: TlsFilePaths, files: TlsFileTexts = readT
     certificate,
     trustBundle,
     digest: files.digest,
-    loadedAt: new Date(),
+    loadedAt: Date.now(),
   };
 }
 
@@ -182,6 +184,6 @@ export function describeMaterial(material: TlsMaterial) {
   return {
     certificate: material.certificate ?? null,
     trustBundle: material.trustBundle,
-    loadedAt: material.loadedAt.toISOString(),
+    loadedAt: isoTime(material.loadedAt),
   };
 }

@@ -8,6 +8,7 @@ import { MetricsRegistry } from "../metrics.ts";
 import type { PingFailure } from "./failure.ts";
 import { PingWindow } from "./ping-window.ts";
 import { PongsByPod } from "./pongs-by-pod.ts";
+import { isoTime } from "../../lib/time.ts";
 
 /** Readiness fails when this many of the most recent pings all failed. */
 const readinessWindow = 3;
@@ -21,8 +22,9 @@ export class PingResults {
   private readonly totals = { sent: 0, succeeded: 0, failed: 0 };
   private readonly pongsByPod = new PongsByPod();
   private readonly failuresByReason: Record<string, number> = {};
-  private lastPongTime: Date | undefined;
-  private lastFailure: (PingFailure & { at: Date }) | undefined;
+  /** Epoch milliseconds. */
+  private lastPongTime: number | undefined;
+  private lastFailure: (PingFailure & { at: number }) | undefined;
 
   private readonly sentTotal = this.registry.counter("ping_requests_sent_total", "Pings sent.");
   private readonly failuresTotal = this.registry.counter(
@@ -55,7 +57,7 @@ export class PingResults {
   succeeded(at: number, rttMs: number, pod: string): void {
     this.totals.succeeded++;
     this.forget(this.pongsByPod.add(pod, at));
-    this.lastPongTime = new Date(at);
+    this.lastPongTime = at;
     this.window.record({ at, ok: true, rttMs });
     this.pongsTotal.inc({ ponger_pod: pod });
     this.rtt.observe(rttMs / 1000);
@@ -65,7 +67,7 @@ export class PingResults {
   failed(at: number, failure: PingFailure): void {
     this.totals.failed++;
     this.failuresByReason[failure.reason] = (this.failuresByReason[failure.reason] ?? 0) + 1;
-    this.lastFailure = { ...failure, at: new Date(at) };
+    this.lastFailure = { ...failure, at };
     this.window.record({ at, ok: false, rttMs: 0, reason: failure.reason });
     this.failuresTotal.inc({ reason: failure.reason });
     this.logger.warn({ reason: failure.reason, code: failure.code, error: failure.message }, "Ping failed");
@@ -88,13 +90,13 @@ export class PingResults {
     this.forget(this.pongsByPod.expire(now));
     return {
       ...this.totals,
-      lastPongTime: this.lastPongTime?.toISOString() ?? null,
+      lastPongTime: this.lastPongTime === undefined ? null : isoTime(this.lastPongTime),
       window: snapshot,
       latencyP50Ms: snapshot.latencyP50Ms,
       latencyP99Ms: snapshot.latencyP99Ms,
       pongsByPod: this.pongsByPod.counts(),
       failuresByReason: { ...this.failuresByReason },
-      lastFailure: this.lastFailure ? { ...this.lastFailure, at: this.lastFailure.at.toISOString() } : null,
+      lastFailure: this.lastFailure ? { ...this.lastFailure, at: isoTime(this.lastFailure.at) } : null,
     };
   }
 
