@@ -8,18 +8,19 @@
 ARG NODE_IMAGE=node:24-bookworm-slim
 ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot
 
-# Compile TypeScript to dist/. --ignore-scripts: the only install script is the dev-only `node`
-# package (the project's own Node for development); this stage already runs Node 24.
+# Compile TypeScript to dist/ and bundle the entry point into dist/pingpong.cjs (`npm run build`).
+# --ignore-scripts: the only install script is the dev-only `node` package (the project's own Node
+# for development); this stage already runs Node 24.
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json cli.ts ./
+COPY tsconfig.json tsconfig.build.json rolldown.config.ts cli.ts entrypoint.ts ./
 COPY lib lib
 COPY operator operator
 COPY workloads workloads
 COPY controlplane controlplane
-RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json
+RUN npm run build
 
 # Production dependencies only.
 FROM ${NODE_IMAGE} AS production-dependencies
@@ -32,7 +33,8 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 FROM ${RUNTIME_IMAGE}
 WORKDIR /app
 ENV NODE_ENV=production
-# package.json says "type": "module": dist/ is ES modules.
+# package.json says "type": "module": dist/ is ES modules, but for dist/pingpong.cjs, the entry point:
+# ponger and pinger run from that one CommonJS file, every other command loads dist/cli.js.
 COPY package.json ./
 COPY --from=production-dependencies /src/node_modules node_modules
 COPY --from=build /src/dist dist
@@ -40,5 +42,5 @@ COPY --from=build /src/dist dist
 # nonroot user).
 USER 65532:65532
 EXPOSE 8080 8443 9090
-ENTRYPOINT ["/nodejs/bin/node", "/app/dist/cli.js"]
+ENTRYPOINT ["/nodejs/bin/node", "/app/dist/pingpong.cjs"]
 CMD ["operator"]

@@ -4,7 +4,7 @@
  * command loads only its own modules: a pinger does not load the operator, and the operator does not
  * load the control plane.
  */
-import { createLineLogger, errorMessage } from "./lib/line-logger.ts";
+import { exitOnError, usageError } from "./lib/exit.ts";
 import { exitOnSignal } from "./lib/shutdown.ts";
 
 // Built-ins through getBuiltinModule, not ES imports: see lib/line-logger.ts.
@@ -34,66 +34,13 @@ Every ponger and pinger config field can also be set by environment, e.g. servic
 PINGPONG_SERVICE_TLS_CERTIFICATE. Run a command with --help for its fields.
 `;
 
-/** Errors a user fixes: printed without a stack, exit code 2. */
-const userErrors = new Set([
-  "UsageError",
-  "ConfigError",
-  "TlsFileError",
-  "MissingBinaryError",
-  "KubeconfigError",
-  "NodeUnavailableError",
-]);
-
-function usageError(message: string): never {
-  throw Object.assign(new Error(message), { name: "UsageError" });
-}
-
-function configFlag(args: string[], command: string, fields: string): string | undefined {
-  const { values } = parseArgs({
-    args,
-    options: { config: { type: "string", short: "c" }, help: { type: "boolean", short: "h" } },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(
-      `Usage: pingpong ${command} [--config FILE]\n\nConfig fields (YAML), defaults in parentheses:\n${fields}`,
-    );
-    process.exit(0);
-  }
-  return values.config;
-}
-
-const pongerFields = `  service.address (0.0.0.0)   service.port (8443)   service.protocol (https | http)
-  service.tlsCertificate, service.tlsPrivateKey   PEM files, required for https
-  service.clientCA            PEM bundle; when set, clients must present a certificate it signed
-  metrics.address (0.0.0.0)   metrics.port (9090)   serves /metrics /healthz /readyz /status
-`;
-const pingerFields = `  ponger.url                  e.g. https://demo-ponger.default.svc:8443/ping (required)
-  ponger.acceptCert           PEM bundle of CAs trusted for the ponger (system CAs when unset)
-  ponger.clientCertificate, ponger.clientPrivateKey   PEM files for mutual TLS
-  interval (1s)   timeout (2s)
-  metrics.address (0.0.0.0)   metrics.port (9090)   serves /metrics /healthz /readyz /status
-`;
-
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
-    case "ponger": {
-      const { loadPongerConfig } = await import("./workloads/ponger/config.ts");
-      const { startPonger } = await import("./workloads/ponger/ponger.ts");
-      const config = await loadPongerConfig(configFlag(rest, "ponger", pongerFields));
-      const logger = createLineLogger("ponger");
-      const ponger = await startPonger(config, logger);
-      exitOnSignal(logger, () => ponger.close());
-      return;
-    }
+    case "ponger":
     case "pinger": {
-      const { loadPingerConfig } = await import("./workloads/pinger/config.ts");
-      const { startPinger } = await import("./workloads/pinger/pinger.ts");
-      const config = await loadPingerConfig(configFlag(rest, "pinger", pingerFields));
-      const logger = createLineLogger("pinger");
-      const pinger = await startPinger(config, logger);
-      exitOnSignal(logger, () => pinger.close());
+      const { runWorkload } = await import("./workloads/command.ts");
+      await runWorkload(command, rest);
       return;
     }
     case "operator": {
@@ -192,20 +139,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof Error && userErrors.has(error.name)) {
-    process.stderr.write(`pingpong: ${error.message}\n`);
-    process.exit(2);
-  }
-  if (
-    error instanceof TypeError &&
-    (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") === true
-  ) {
-    process.stderr.write(`pingpong: ${error.message}\n\n${usage}`);
-    process.exit(2);
-  }
-  process.stderr.write(
-    `pingpong: ${errorMessage(error)}\n${error instanceof Error ? (error.stack ?? "") : ""}\n`,
-  );
-  process.exit(1);
-});
+main(process.argv.slice(2)).catch((error: unknown) => exitOnError(error, usage));

@@ -35,6 +35,8 @@ export default tseslint.config(
     // of a workload's idle RSS (`npm run bench -- workloads`). Type imports cost nothing.
     files: [
       "cli.ts",
+      "entrypoint.ts",
+      "lib/exit.ts",
       "workloads/**/*.ts",
       "lib/line-logger.ts",
       "lib/http1.ts",

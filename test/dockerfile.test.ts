@@ -96,12 +96,12 @@ describe("Dockerfile", () => {
     expect(installs.length).toBe(2);
   });
 
-  it("runs as a numeric non-root user with the pingpong CLI as its entrypoint", () => {
+  it("runs as a numeric non-root user with the pingpong entry point (bundled CLI) as its entrypoint", () => {
     const [user] = instructions(runtime, "USER");
     expect(user).toMatch(/^\d+(:\d+)?$/);
     expect(Number(user?.split(":")[0])).toBeGreaterThan(0);
     const entrypoint = JSON.parse(instructions(runtime, "ENTRYPOINT")[0] ?? "null") as string[];
-    expect(entrypoint).toEqual(["/nodejs/bin/node", "/app/dist/cli.js"]);
+    expect(entrypoint).toEqual(["/nodejs/bin/node", "/app/dist/pingpong.cjs"]);
     expect(instructions(runtime, "WORKDIR")).toEqual(["/app"]);
   });
 
@@ -142,6 +142,7 @@ describe("Dockerfile", () => {
           cwd: work,
         },
       );
+      // The build stage's `npm run build`, into this folder.
       await run(process.execPath, [
         join(root, "node_modules/typescript/bin/tsc"),
         "-p",
@@ -149,6 +150,17 @@ describe("Dockerfile", () => {
         "--outDir",
         join(work, "dist"),
       ]);
+      await run(
+        process.execPath,
+        [
+          join(root, "node_modules/rolldown/bin/cli.mjs"),
+          "-c",
+          join(root, "rolldown.config.ts"),
+          "--file",
+          join(work, "dist", "pingpong.cjs"),
+        ],
+        { cwd: root },
+      );
       const stageOutputs: Record<string, string> = {
         "/src/node_modules": join(work, "node_modules"),
         "/src/dist": join(work, "dist"),
@@ -164,7 +176,8 @@ describe("Dockerfile", () => {
         }
       expect(existsSync(join(app, "node_modules", "typescript"))).toBe(false);
       expect(existsSync(join(app, "node_modules", "pino"))).toBe(true);
-      const cli = join(app, "dist", "cli.js");
+      // What the image's ENTRYPOINT runs.
+      const cli = join(app, "dist", "pingpong.cjs");
       const env = { NODE_ENV: "production" };
 
       const [port, metricsPort] = [await freePort(), await freePort()];

@@ -9,6 +9,7 @@
  * the connection's end, interim 1xx answers skipped. One idle connection is kept for the next ping.
  */
 import type { Socket } from "node:net";
+import type { SecureContext } from "node:tls";
 import type { TlsMaterial } from "../tls-files.ts";
 import { podHeader, refusedHeader } from "../protocol.ts";
 
@@ -122,13 +123,21 @@ export function readChunked(text: string): { body: string; length: number } | un
 /** Connections to one ponger URL, presenting and trusting what `material` holds; one kept idle. */
 export class PingClient {
   private readonly url: URL;
-  private readonly material: TlsMaterial | undefined;
+  /** Parsed once for every connection of this client (the keys and certificates do not change). */
+  private readonly secureContext: SecureContext | undefined;
   private idle: Socket | undefined;
   private readonly open = new Set<Socket>();
 
   constructor(url: URL, material: TlsMaterial | undefined) {
     this.url = url;
-    this.material = material;
+    this.secureContext =
+      url.protocol === "https:"
+        ? tls.createSecureContext({
+            ...(material?.trustBundlePem !== undefined ? { ca: material.trustBundlePem } : {}),
+            ...(material?.certificatePem !== undefined ? { cert: material.certificatePem } : {}),
+            ...(material?.privateKeyPem !== undefined ? { key: material.privateKeyPem } : {}),
+          })
+        : undefined;
   }
 
   /**
@@ -165,15 +174,12 @@ export class PingClient {
     const host = this.url.hostname.replace(/^\[|\]$/g, "");
     const https = this.url.protocol === "https:";
     const port = Number(this.url.port || (https ? 443 : 80));
-    const material = this.material;
     const socket = https
       ? tls.connect({
           host,
           port,
           ...(net.isIP(host) === 0 ? { servername: host } : {}),
-          ...(material?.trustBundlePem !== undefined ? { ca: material.trustBundlePem } : {}),
-          ...(material?.certificatePem !== undefined ? { cert: material.certificatePem } : {}),
-          ...(material?.privateKeyPem !== undefined ? { key: material.privateKeyPem } : {}),
+          ...(this.secureContext ? { secureContext: this.secureContext } : {}),
         })
       : net.connect({ host, port });
     socket.setNoDelay(true);
