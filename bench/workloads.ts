@@ -128,7 +128,13 @@ const hasTaskset = (() => {
 })();
 
 /** The settings the operator gives the pairs' pods. */
-const podEnv = { ...process.env, NODE_OPTIONS: workloadNodeOptions, LOG_LEVEL: "info", POD_NAME: "bench" };
+/** The environment of a ponger's or pinger's pod (children.ts). */
+const podEnv = (component: keyof typeof workloadNodeOptions) => ({
+  ...process.env,
+  NODE_OPTIONS: workloadNodeOptions[component],
+  LOG_LEVEL: "info",
+  POD_NAME: "bench",
+});
 
 async function until(what: string, check: () => Promise<boolean>): Promise<void> {
   for (let attempt = 0; attempt < 200; attempt++) {
@@ -157,8 +163,9 @@ interface Round {
 
 export async function benchWorkloads(): Promise<void> {
   console.log(
-    "\n# Workloads (real processes on 127.0.0.1, pod settings: NODE_OPTIONS=" +
-      `${workloadNodeOptions}, LOG_LEVEL=info, logs to /dev/null)`,
+    "\n# Workloads (real processes on 127.0.0.1, pod settings: NODE_OPTIONS " +
+      `ponger "${workloadNodeOptions.ponger}", pinger "${workloadNodeOptions.pinger}", LOG_LEVEL=info, ` +
+      "logs to /dev/null)",
   );
   if (distEntry.length >= longScriptPath) {
     console.log(
@@ -231,7 +238,7 @@ export async function benchWorkloads(): Promise<void> {
       undefined,
       process.execPath,
       ["-e", `require("node:http").createServer((q, s) => s.end("pong")).listen(${barePort}, "127.0.0.1")`],
-      podEnv,
+      podEnv("ponger"),
     );
     await until("the bare Node server", () => answers(`http://127.0.0.1:${barePort}/`));
     await sleep(5_000);
@@ -243,7 +250,7 @@ export async function benchWorkloads(): Promise<void> {
       0,
       process.execPath,
       [distEntry, "ponger", "--config", file("ponger.yaml")],
-      podEnv,
+      podEnv("ponger"),
     );
     await until("the ponger", () => answers(`${pongerProbes}/readyz`));
     const pongerIdle = await idleRss(ponger.pid, pongerProbes);
@@ -254,10 +261,17 @@ export async function benchWorkloads(): Promise<void> {
       undefined,
       process.execPath,
       [distEntry, "pinger", "--config", file("pinger.yaml")],
-      podEnv,
+      podEnv("pinger"),
     );
     await until("the pinger", () => answers(`${pingerProbes}/readyz`));
+    const pingerStarted = performance.now();
     const pingerIdle = await idleRss(pinger.pid, pingerProbes);
+    // In service: RSS keeps growing for a while after start, as V8 compiles the functions that run
+    // and its heap fills up to its first collections; read both again once the pair has run a while.
+    const steadySeconds = Number(process.env.BENCH_STEADY_SECONDS ?? 90);
+    await sleep(Math.max(0, steadySeconds * 1000 - (performance.now() - pingerStarted)));
+    for (const probes of [pongerProbes, pingerProbes]) await (await fetch(`${probes}/metrics`)).text();
+    const [pongerSteady, pingerSteady] = [await rssBytes(ponger.pid), await rssBytes(pinger.pid)];
     await stop(pinger);
 
     const refponger = await start("refponger", 0, tools.refponger, [
@@ -276,6 +290,8 @@ export async function benchWorkloads(): Promise<void> {
     report("bare Node HTTP server, idle RSS (Node's floor)", mib(bareRss), "MiB");
     report("ponger idle RSS (target <= 55 MiB)", mib(pongerIdle), "MiB");
     report("pinger idle RSS, 1 ping/s (target <= 55 MiB)", mib(pingerIdle), "MiB");
+    report(`ponger RSS after ${steadySeconds} s answering 1 ping/s`, mib(pongerSteady), "MiB");
+    report(`pinger RSS after ${steadySeconds} s at 1 ping/s`, mib(pingerSteady), "MiB");
     report("Go reference ponger idle RSS", mib(goIdle), "MiB");
 
     // Throughput, A/B alternated.
@@ -393,7 +409,7 @@ export async function benchWorkloads(): Promise<void> {
       1,
       process.execPath,
       [distEntry, "pinger", "--config", file("pinger.yaml")],
-      podEnv,
+      podEnv("pinger"),
     );
     await until("the pinger", () => answers(`${pingerProbes}/readyz`));
     await sleep(5_000);

@@ -45,8 +45,11 @@ describe("the workload builders", () => {
     }
   });
 
-  it('run the pods as Pod Security "restricted" requires, with the heap bounded', () => {
-    for (const deployment of [pongerDeployment(context()), pingerDeployment(context())]) {
+  it('run the pods as Pod Security "restricted" requires, with the heap bounded and the pinger without a JIT', () => {
+    for (const [component, deployment] of [
+      ["ponger", pongerDeployment(context())],
+      ["pinger", pingerDeployment(context())],
+    ] as const) {
       const pod = deployment.spec?.template.spec;
       expect(pod?.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: workloadUser });
       expect(pod?.automountServiceAccountToken).toBe(false);
@@ -58,7 +61,9 @@ describe("the workload builders", () => {
         capabilities: { drop: ["ALL"] },
         seccompProfile: { type: "RuntimeDefault" },
       });
-      expect(c.env).toContainEqual({ name: "NODE_OPTIONS", value: workloadNodeOptions });
+      expect(c.env).toContainEqual({ name: "NODE_OPTIONS", value: workloadNodeOptions[component] });
+      expect(workloadNodeOptions[component]).toContain("--max-old-space-size=96");
+      expect(workloadNodeOptions[component].includes("--jitless")).toBe(component === "pinger");
       expect(c.livenessProbe?.httpGet).toMatchObject({ path: "/healthz", port: "metrics" });
       expect(c.readinessProbe?.httpGet).toMatchObject({ path: "/readyz", port: "metrics" });
     }
