@@ -8,7 +8,8 @@
 #
 # prometheus v0.310.0 is the newest release whose dependencies the module proxy serves; it needs
 # cloud.google.com/go pinned back, so it is built from a scratch module with that replace line
-# (`go install` refuses modules that need replace directives).
+# (`go install` refuses modules that need replace directives). Files are written under temporary names
+# and renamed, so runs at the same time (two test files) do not see each other's partial files.
 set -euo pipefail
 
 prometheus_version=v0.310.0
@@ -52,12 +53,12 @@ log "resolving prometheus $prometheus_version's modules (first time only)"
 GOFLAGS=-mod=mod go mod tidy 2>"$work/tidy.log" || { cat "$work/tidy.log" >&2; exit 1; }
 if [ ! -x "$out/promtool" ]; then
   log "building promtool (first time only, several minutes)"
-  CGO_ENABLED=0 go build -o "$out/promtool.partial" github.com/prometheus/prometheus/cmd/promtool
-  mv "$out/promtool.partial" "$out/promtool"
+  CGO_ENABLED=0 go build -o "$out/promtool.$$" github.com/prometheus/prometheus/cmd/promtool
+  mv "$out/promtool.$$" "$out/promtool"
 fi
 log "building promql-names"
-CGO_ENABLED=0 go build -o "$out/promql-names.partial" ./promql-names
-mv "$out/promql-names.partial" "$out/promql-names"
+CGO_ENABLED=0 go build -o "$out/promql-names.$$" ./promql-names
+mv "$out/promql-names.$$" "$out/promql-names"
 
 log "fetching the prometheus-operator $operator_version CRDs"
 module_dir=$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$operator_version" |
@@ -65,7 +66,9 @@ module_dir=$(go mod download -json "github.com/prometheus-operator/prometheus-op
 [ -d "$module_dir/example/prometheus-operator-crd" ] || { log "no CRDs in $module_dir"; exit 1; }
 mkdir -p "$out/crds"
 for kind in servicemonitors podmonitors prometheusrules; do
-  cp "$module_dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$out/crds/"
+  # Written under a temporary name and renamed: two test files may run this at once.
+  cp "$module_dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$out/crds/.$kind.$$"
+  mv "$out/crds/.$kind.$$" "$out/crds/monitoring.coreos.com_$kind.yaml"
 done
 touch "$out/crds/complete"
 echo "$out"
