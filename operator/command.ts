@@ -8,6 +8,7 @@ import { parseDuration } from "../lib/duration.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { OperatorOptions } from "./operator.ts";
 import { defaultConnection } from "./runtime/cluster-connection.ts";
+import { usageError } from "../lib/exit.ts";
 
 export const operatorUsage = `Usage: pingpong operator [flags]
 
@@ -29,7 +30,7 @@ export const operatorUsage = `Usage: pingpong operator [flags]
 
 /** A bad flag: the CLI prints it with the usage and exits 2. */
 function flagError(message: string): never {
-  throw Object.assign(new Error(`${message}\n\n${operatorUsage}`), { name: "UsageError" });
+  usageError(`${message}\n\n${operatorUsage}`);
 }
 
 export async function operatorOptions(

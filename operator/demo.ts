@@ -18,6 +18,7 @@ import { startOperator } from "./operator.ts";
 import { connectionFromKubeconfig } from "./runtime/cluster-connection.ts";
 import { KubeApiError, KubeClient } from "./runtime/kube-client.ts";
 import { resources } from "./runtime/resources.ts";
+import { alignColumns } from "../lib/text-table.ts";
 
 const operatorNamespace = "pingpong-system";
 const say = (text: string) => process.stdout.write(text);
@@ -38,16 +39,8 @@ function row(pair: PingPongPair): string[] {
 }
 
 function table(rows: string[][]): string {
-  const all = [["NAME", "READY", "PINGERS", "PONGERS", "SUCCESS", "P99", "CERT-EXPIRES", "REASON"], ...rows];
-  const widths = all[0]?.map((_, i) => Math.max(...all.map((r) => (r[i] ?? "").length))) ?? [];
-  return all
-    .map((r) =>
-      r
-        .map((cell, i) => cell.padEnd((widths[i] ?? 0) + 3))
-        .join("")
-        .trimEnd(),
-    )
-    .join("\n");
+  const header = ["NAME", "READY", "PINGERS", "PONGERS", "SUCCESS", "P99", "CERT-EXPIRES", "REASON"];
+  return alignColumns([header, ...rows], { gap: 3 });
 }
 
 async function applyExample(admin: KubeClient): Promise<string> {

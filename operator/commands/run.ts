@@ -1,6 +1,7 @@
 /** The `status` and `rotate` commands' flags, connection and output; the work is in status.ts and rotate.ts. */
 import { parseArgs } from "node:util";
 import { parseDuration } from "../../lib/duration.ts";
+import { usageError } from "../../lib/exit.ts";
 import { defaultConnection } from "../runtime/cluster-connection.ts";
 import { KubeClient } from "../runtime/kube-client.ts";
 import { rotate, RotationTimeoutError } from "./rotate.ts";
@@ -19,10 +20,6 @@ export const rotateUsage = `Usage: pingpong rotate PAIR [--ca] [--no-wait] [--ti
 Asks for new leaf certificates (--ca: a new CA, rotated with a trust overlap) and waits until every
 running pod has loaded them, printing what the operator reports.
 `;
-
-function usageError(message: string): never {
-  throw Object.assign(new Error(message), { name: "UsageError" });
-}
 
 async function connect(kubeconfig: string | undefined, namespace: string | undefined) {
   const connection = await defaultConnection(kubeconfig);

@@ -10,6 +10,7 @@ import { metricsPort } from "../pingpongpair/children.ts";
 import { selectorString } from "../pingpongpair/names.ts";
 import type { KubeClient } from "../runtime/kube-client.ts";
 import { resources } from "../runtime/resources.ts";
+import { alignColumns } from "../../lib/text-table.ts";
 
 export interface PairReport {
   readonly namespace: string;
@@ -169,21 +170,7 @@ export function countdown(iso: string | null, now: Date): string {
   return ms >= 0 ? `in ${text}` : `${text} ago`;
 }
 
-function table(rows: readonly (readonly string[])[]): string {
-  const widths = rows.reduce<number[]>(
-    (w, row) => row.map((cell, i) => Math.max(w[i] ?? 0, cell.length)),
-    [],
-  );
-  return rows
-    .map(
-      (row) =>
-        `  ${row
-          .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-          .join("  ")
-          .trimEnd()}`,
-    )
-    .join("\n");
-}
+const table = (rows: readonly (readonly string[])[]) => alignColumns(rows, { gap: 2, indent: "  " });
 
 function describeLoaded(loaded: PairReport["pods"][number]["loaded"]): string {
   if (loaded === null) return "";
