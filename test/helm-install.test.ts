@@ -9,7 +9,6 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { V1Deployment } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cacheRoot } from "../controlplane/binaries.ts";
 import type { ControlPlane } from "../controlplane/control-plane.ts";
 import {
   applyCrds,
@@ -22,10 +21,11 @@ import { projectRoot } from "../lib/repo.ts";
 import type { PingPongPair } from "../operator/api/types.ts";
 import { runStatus } from "../operator/commands/run.ts";
 import { commandOutput } from "../operator/commands/testing.ts";
+import { toolPath } from "./tools.ts";
 
 const run = promisify(execFile);
 const root = projectRoot();
-const helmBinary = join(cacheRoot(), "helm", "v4.3.1", "helm");
+let helmBinary: string;
 const release = "pingpong-operator";
 const system = "pingpong-system";
 
@@ -71,6 +71,7 @@ async function readyPair(name: string): Promise<PingPongPair> {
 }
 
 beforeAll(async () => {
+  helmBinary = await toolPath("helm");
   lock = await NodeTestLock.acquire();
   plane = await startTestControlPlane({ node: true, startTimeoutMs: 180_000 });
   namespace = testNamespace("helm");
@@ -126,8 +127,7 @@ describe("the Helm chart on the node", () => {
     "upgrades the operator's settings and turns on the Prometheus objects; the pair stays Ready",
     async () => {
       // The Prometheus Operator's CRDs, as a cluster running it has them (hack/prometheus/build.sh).
-      const { stdout: tools } = await run("bash", [join(root, "hack", "prometheus", "build.sh")]);
-      await applyCrds(kubectl, join(tools.trim(), "crds"));
+      await applyCrds(kubectl, join(await toolPath("prometheus"), "crds"));
       const upgraded = await helm(
         "upgrade",
         release,

@@ -4,7 +4,6 @@
  * hack/helm/build.sh, `make helm`) and kubectl's kustomize.
  */
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -17,13 +16,14 @@ import type {
 } from "@kubernetes/client-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
-import { cacheRoot, findBinaries } from "../controlplane/binaries.ts";
+import { findBinaries } from "../controlplane/binaries.ts";
 import { projectRoot } from "../lib/repo.ts";
+import { toolPath } from "./tools.ts";
 
 const run = promisify(execFile);
 const root = projectRoot();
 const chart = join(root, "charts", "pingpong-operator");
-const helm = join(cacheRoot(), "helm", "v4.3.1", "helm");
+let helm: string;
 
 function objects(text: string): KubernetesObject[] {
   return parseAllDocuments(text)
@@ -56,11 +56,7 @@ let fromHelm: KubernetesObject[];
 let fromKustomize: KubernetesObject[];
 
 beforeAll(async () => {
-  if (!existsSync(helm)) {
-    throw new Error(
-      `no helm at ${helm}: run \`make helm\` (hack/helm/build.sh builds it from the Go module proxy)`,
-    );
-  }
+  helm = await toolPath("helm");
   fromHelm = await template();
   const { stdout } = await run(findBinaries().kubectl, ["kustomize", join(root, "config", "default")]);
   fromKustomize = objects(stdout);

@@ -25,6 +25,7 @@ import { OperatorEnvironment } from "../operator/testing/environment.ts";
 import { type Pinger, startPinger } from "../workloads/pinger/pinger.ts";
 import { type Ponger, startPonger } from "../workloads/ponger/ponger.ts";
 import { KubeletVolume } from "../workloads/testing/kubelet-volume.ts";
+import { toolPath } from "./tools.ts";
 
 const run = promisify(execFile);
 const root = projectRoot();
@@ -123,14 +124,7 @@ function exportedNames(text: string): Set<string> {
 }
 
 beforeAll(async () => {
-  const { stdout } = await run("bash", [join(root, "hack", "prometheus", "build.sh")], {
-    maxBuffer: 16 * 1024 * 1024,
-  }).catch((error: unknown) => {
-    throw new Error(
-      `hack/prometheus/build.sh could not build promtool (\`make prometheus\` builds it from the Go module proxy): ${String(error)}`,
-    );
-  });
-  tools = stdout.trim();
+  tools = await toolPath("prometheus");
   work = await mkdtemp(join(tmpdir(), "pingpong-prometheus-"));
   rule = parse(await readFile(join(folder, "prometheus-rule.yaml"), "utf8")) as PrometheusRule;
   dashboard = JSON.parse(await readFile(join(folder, "grafana-dashboard.json"), "utf8")) as Dashboard;
