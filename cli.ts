@@ -7,9 +7,8 @@
 import { exitOnError, usageError } from "./lib/exit.ts";
 import { exitOnSignal } from "./lib/shutdown.ts";
 
-// Built-ins through getBuiltinModule, not ES imports: see lib/line-logger.ts.
-const path = process.getBuiltinModule("node:path");
-const { parseArgs } = process.getBuiltinModule("node:util");
+import path from "node:path";
+import { parseArgs } from "node:util";
 
 const usage = `Usage: pingpong <command> [options]
 

@@ -7,8 +7,8 @@
 import { exitOnError } from "./lib/exit.ts";
 import { isWorkloadCommand, runWorkload, workloadUsage } from "./workloads/command.ts";
 
-const path = process.getBuiltinModule("node:path");
-const { pathToFileURL } = process.getBuiltinModule("node:url");
+import path from "node:path";
+import { pathToFileURL } from "node:url";
 
 const [command, ...rest] = process.argv.slice(2);
 if (isWorkloadCommand(command)) {

@@ -1,5 +1,5 @@
 /** How the programs end on an error: a user's mistake in a sentence (exit 2), anything else with its stack (exit 1). */
-import { errorMessage } from "./line-logger.ts";
+import { errorMessage } from "./logger.ts";
 
 /** Errors a user fixes: printed without a stack, exit code 2. */
 const userErrors = new Set([

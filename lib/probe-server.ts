@@ -1,57 +1,80 @@
 /**
- * The operator's probe port (/metrics /healthz /readyz, see lib/probe-routes.ts) on node:http, whose
- * async request handling suits prom-client's asynchronous rendering. The workloads serve the same
- * routes on lib/http1.ts (workloads/probe-port.ts).
+ * The probe port every program here serves, plain HTTP on fastify (lib/http-server.ts): /metrics for
+ * Prometheus, /healthz (the process is alive), /readyz (it should get traffic) and, where the program
+ * has one, /status as JSON. The operator and both workloads serve it the same way.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { errorMessage, type Logger } from "./line-logger.ts";
-import { closeGracefully, listen, pathOf } from "./http-server.ts";
-import { type ProbeServer, type ProbeSources, probeReply } from "./probe-routes.ts";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Registry } from "prom-client";
+import { createHttpServer, listenOn, type ServerLimits } from "./http-server.ts";
+import type { Logger } from "./logger.ts";
 
-export type { ProbeServer, Readiness } from "./probe-routes.ts";
+export type Readiness = { ready: true } | { ready: false; reason: string };
 
-const http = process.getBuiltinModule("node:http");
-
-export interface ProbeServerOptions extends ProbeSources {
+export interface ProbeServerOptions {
   readonly address: string;
   readonly port: number;
-  /** A prom-client Registry, or anything else that renders the text format. */
-  readonly registry: { readonly contentType: string; metrics(): string | Promise<string> };
+  readonly registry: Registry;
   readonly logger: Logger;
+  readonly readiness: () => Readiness;
+  readonly status?: () => unknown;
+  readonly limits?: ServerLimits;
 }
 
-/** The probe port on node:http, for a registry that renders asynchronously (prom-client's). */
-export async function startProbeServer(options: ProbeServerOptions): Promise<ProbeServer> {
-  const { registry, logger } = options;
+export interface ProbeServer {
+  /** http://address:port, with the port actually bound (the configured one may be 0). */
+  readonly url: string;
+  close(): Promise<void>;
+}
 
-  async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const path = pathOf(request.url);
-    const rendered = path === "/metrics" ? await registry.metrics() : "";
-    const reply = probeReply(request.method ?? "GET", path, options, {
-      contentType: registry.contentType,
-      render: () => rendered,
-    });
-    if (reply.allow) response.setHeader("allow", reply.allow);
-    response.writeHead(reply.status, {
-      "content-type": reply.contentType,
-      "content-length": Buffer.byteLength(reply.body),
-    });
-    response.end(reply.body);
+const text = "text/plain; charset=utf-8";
+
+/**
+ * Only GET and HEAD are served, on every path: anything else is answered 405 before its body is read,
+ * and the connection is closed.
+ */
+export function refuseOtherMethods(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  done: () => void,
+  refused?: () => void,
+): void {
+  if (request.method === "GET" || request.method === "HEAD") {
+    done();
+    return;
   }
+  refused?.();
+  void reply
+    .code(405)
+    .header("allow", "GET, HEAD")
+    .header("connection", "close")
+    .type(text)
+    .send("method not allowed: use GET\n");
+}
 
-  const server = http.createServer((request, response) => {
-    route(request, response).catch((error: unknown) => {
-      logger.error({ path: pathOf(request.url), error: errorMessage(error) }, "Probe request failed");
-      if (!response.headersSent) {
-        response.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
-        response.end("internal error\n");
-      } else response.destroy();
-    });
+export async function startProbeServer(options: ProbeServerOptions): Promise<ProbeServer> {
+  const { registry, logger, status } = options;
+  const app = createHttpServer({ logger, ...(options.limits ? { limits: options.limits } : {}) });
+  app.addHook("onRequest", (request, reply, done) => {
+    refuseOtherMethods(request, reply, done);
   });
-  const url = await listen(server, options.address, options.port, "http");
+  app.get("/healthz", (_request, reply) => reply.type(text).send("ok"));
+  app.get("/readyz", (_request, reply) => {
+    const state = options.readiness();
+    return state.ready
+      ? reply.type(text).send("ok")
+      : reply.code(503).type(text).send(`not ready: ${state.reason}`);
+  });
+  app.get("/metrics", async (_request, reply) =>
+    reply.type(registry.contentType).send(await registry.metrics()),
+  );
+  if (status) app.get("/status", (_request, reply) => reply.send(status()));
+  app.setNotFoundHandler((_request, reply) =>
+    reply
+      .code(404)
+      .type(text)
+      .send(`not found; this port serves /healthz /readyz /metrics${status ? " /status" : ""}\n`),
+  );
+  const url = await listenOn(app, options.address, options.port);
   logger.info({ url }, "Metrics and probes listening");
-  return {
-    url,
-    close: () => closeGracefully(server),
-  };
+  return { url, close: () => app.close() };
 }

@@ -1,4 +1,4 @@
-import type { Logger } from "./line-logger.ts";
+import type { Logger } from "./logger.ts";
 
 /**
  * On SIGTERM or SIGINT: run `stop` (stop accepting, finish what is in flight) and exit 0. A second

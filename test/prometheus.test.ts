@@ -17,7 +17,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { applyCrds, eventually } from "../controlplane/testing.ts";
-import { createLineLogger } from "../lib/line-logger.ts";
+import { createLogger } from "../lib/logger.ts";
 import { mintTestPki } from "../lib/pki/testing/fixtures.ts";
 import { projectRoot } from "../lib/repo.ts";
 import { objectsInYaml } from "../operator/install.ts";
@@ -254,7 +254,7 @@ describe("the metric names the alerts and the dashboard use", () => {
       "pinger.key": pki.client.privateKeyPem,
       "ca.crt": pki.ca.certificatePem,
     });
-    const logger = createLineLogger("metrics-test", { write: () => undefined });
+    const logger = createLogger("metrics-test", { write: () => undefined });
     ponger = await startPonger(
       {
         service: {

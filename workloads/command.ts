@@ -2,14 +2,13 @@
  * `pingpong ponger` and `pingpong pinger`: read the config, start, stop on SIGTERM. Shared by the
  * full CLI (cli.ts) and the image's entry point (entrypoint.ts), which runs them from one bundled file.
  */
-import { createLineLogger } from "../lib/line-logger.ts";
+import { parseArgs } from "node:util";
+import { createLogger } from "../lib/logger.ts";
 import { exitOnSignal } from "../lib/shutdown.ts";
 import { loadPingerConfig } from "./pinger/config.ts";
 import { startPinger } from "./pinger/pinger.ts";
 import { loadPongerConfig } from "./ponger/config.ts";
 import { startPonger } from "./ponger/ponger.ts";
-
-const { parseArgs } = process.getBuiltinModule("node:util");
 
 export type WorkloadCommand = "ponger" | "pinger";
 
@@ -50,7 +49,7 @@ function configFlag(args: string[], command: WorkloadCommand): string | undefine
 /** Runs the ponger or the pinger until SIGTERM or SIGINT. */
 export async function runWorkload(command: WorkloadCommand, args: string[]): Promise<void> {
   const file = configFlag(args, command);
-  const logger = createLineLogger(command);
+  const logger = createLogger(command);
   const running =
     command === "ponger"
       ? await startPonger(await loadPongerConfig(file), logger)

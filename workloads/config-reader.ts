@@ -8,10 +8,9 @@
  * that is not JSON (one a person wrote). It is the biggest module a pod would otherwise load, for a
  * file read once.
  */
+import { readFileSync } from "node:fs";
 import { parseDuration } from "../lib/duration.ts";
-import { errorMessage } from "../lib/line-logger.ts";
-
-const { readFileSync } = process.getBuiltinModule("node:fs");
+import { errorMessage } from "../lib/logger.ts";
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";

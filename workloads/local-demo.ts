@@ -5,7 +5,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Logger } from "../lib/line-logger.ts";
+import type { Logger } from "../lib/logger.ts";
 import { createCertificateAuthority, issueLeafCertificate } from "../lib/pki/mint.ts";
 import { startPinger } from "./pinger/pinger.ts";
 import { startPonger } from "./ponger/ponger.ts";

@@ -2,13 +2,10 @@
  * Reads a workload's certificate, key and trust bundle from disk and checks them before use: every
  * file parses, the key belongs to the certificate. A problem names the file and says what is wrong.
  */
-import type { KeyObject, X509Certificate as Certificate } from "node:crypto";
-import { errorMessage } from "../lib/line-logger.ts";
+import { createHash, createPrivateKey, type KeyObject, X509Certificate as Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { errorMessage } from "../lib/logger.ts";
 import { scanPem } from "../lib/pem.ts";
-import { certificateTimeMs, isoTime } from "../lib/time.ts";
-
-const { readFileSync } = process.getBuiltinModule("node:fs");
-const crypto = process.getBuiltinModule("node:crypto");
 
 export interface TlsFilePaths {
   readonly certificate?: string | undefined;
@@ -51,8 +48,8 @@ export function summarize(cert: Certificate): CertificateSummary {
   return {
     subject: cert.subject,
     serial: cert.serialNumber.toLowerCase(),
-    notBefore: isoTime(certificateTimeMs(cert.validFrom)),
-    notAfter: isoTime(certificateTimeMs(cert.validTo)),
+    notBefore: cert.validFromDate.toISOString(),
+    notAfter: cert.validToDate.toISOString(),
     sha256Fingerprint: cert.fingerprint256,
   };
 }
@@ -83,7 +80,7 @@ export function readTlsFiles(paths: TlsFilePaths): TlsFileTexts {
   const certificate = read(paths.certificate);
   const privateKey = read(paths.privateKey);
   const trustBundle = read(paths.trustBundle);
-  const hash = crypto.createHash("sha256");
+  const hash = createHash("sha256");
   for (const text of [certificate, privateKey, trustBundle]) {
     hash.update(text instanceof Error ? "\u0001unreadable" : (text ?? "")).update("\0");
   }
@@ -117,7 +114,7 @@ function parseCertificates(file: string, text: string, what: string): Certificat
   if (blocks.length === 0) throw new TlsFileError(file, `holds no PEM certificate (expected ${what})`);
   return blocks.map((block, i) => {
     try {
-      return new crypto.X509Certificate(block.text);
+      return new Certificate(block.text);
     } catch (error) {
       throw new TlsFileError(file, `certificate ${i + 1} does not parse: ${errorMessage(error)}`);
     }
@@ -132,7 +129,7 @@ function parsePrivateKey(file: string, text: string): KeyObject {
     );
   }
   try {
-    return crypto.createPrivateKey(text);
+    return createPrivateKey(text);
   } catch (error) {
     // The error of a failed key parse never includes the key text; still, say only what failed.
     throw new TlsFileError(
@@ -184,6 +181,6 @@ export function describeMaterial(material: TlsMaterial) {
   return {
     certificate: material.certificate ?? null,
     trustBundle: material.trustBundle,
-    loadedAt: isoTime(material.loadedAt),
+    loadedAt: new Date(material.loadedAt).toISOString(),
   };
 }

@@ -1,6 +1,6 @@
 import crypto, { X509Certificate } from "node:crypto";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createLineLogger } from "../lib/line-logger.ts";
+import { createLogger } from "../lib/logger.ts";
 import { mintTestPki, type TestPki } from "../lib/pki/testing/fixtures.ts";
 import { KubeletVolume } from "./testing/kubelet-volume.ts";
 import type { TlsMaterial } from "./tls-files.ts";
@@ -28,7 +28,7 @@ async function setUp() {
   const volume = await KubeletVolume.create(filesOf(first));
   const applied: TlsMaterial[] = [];
   const logs: Record<string, unknown>[] = [];
-  const logger = createLineLogger("reloader-test", {
+  const logger = createLogger("reloader-test", {
     write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>),
   });
   const reloader = new TlsReloader({

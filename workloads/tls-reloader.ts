@@ -6,8 +6,9 @@
  * again. New material is applied only after it checks out; otherwise the previous material stays in
  * use, the error names the bad file, and the same bad contents are not reported twice.
  */
-import type { FSWatcher } from "node:fs";
-import { errorMessage, type Logger } from "../lib/line-logger.ts";
+import { type FSWatcher, watch } from "node:fs";
+import path from "node:path";
+import { errorMessage, type Logger } from "../lib/logger.ts";
 import {
   loadTlsMaterial,
   readTlsFiles,
@@ -15,9 +16,6 @@ import {
   type TlsFilePaths,
   type TlsMaterial,
 } from "./tls-files.ts";
-
-const { watch } = process.getBuiltinModule("node:fs");
-const path = process.getBuiltinModule("node:path");
 
 export interface TlsReloaderOptions {
   readonly paths: TlsFilePaths;

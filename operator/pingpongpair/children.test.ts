@@ -63,7 +63,8 @@ describe("the workload builders", () => {
       });
       expect(c.env).toContainEqual({ name: "NODE_OPTIONS", value: workloadNodeOptions[component] });
       expect(workloadNodeOptions[component]).toContain("--max-old-space-size=96");
-      expect(workloadNodeOptions[component].includes("--jitless")).toBe(component === "pinger");
+      // undici's parser is WebAssembly: a pinger without a JIT could not read an answer.
+      expect(workloadNodeOptions[component]).not.toContain("--jitless");
       expect(c.livenessProbe?.httpGet).toMatchObject({ path: "/healthz", port: "metrics" });
       expect(c.readinessProbe?.httpGet).toMatchObject({ path: "/readyz", port: "metrics" });
     }

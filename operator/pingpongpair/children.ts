@@ -25,16 +25,13 @@ export const configMountPath = "/etc/pingpong/config";
 export const workloadUser = 65532;
 
 /**
- * Node's options in each workload's pod. The heap is bounded to the container (without it V8 sizes
- * itself for the node's memory). The pinger runs without a JIT: it sends a few small requests a second,
- * its CPU is TLS and system calls (1.1% of a core at 10 pings/s either way), and without compiled
- * code its RSS stays flat instead of growing by the V8 compilers' pages and code as functions warm up
- * (62 -> 57 MiB at 10 pings/s, `npm run bench -- workloads`). The ponger keeps its JIT: its
- * throughput depends on it.
+ * Node's options in each workload's pod: the heap is bounded to the container (without it V8 sizes
+ * itself for the node's memory). Both keep V8's JIT: undici parses answers with llhttp compiled to
+ * WebAssembly, which needs it.
  */
 export const workloadNodeOptions = {
   ponger: "--max-old-space-size=96",
-  pinger: "--max-old-space-size=96 --jitless",
+  pinger: "--max-old-space-size=96",
 } as const;
 
 const defaultResources = { requests: { cpu: "10m", memory: "64Mi" }, limits: { memory: "256Mi" } };

@@ -1,12 +1,12 @@
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { eventually } from "../../controlplane/testing.ts";
-import { createLineLogger } from "../../lib/line-logger.ts";
+import { createLogger } from "../../lib/logger.ts";
 import { metricValue } from "../../workloads/testing/tls-client.ts";
 import { Controller, type ControllerOptions } from "./controller.ts";
 import { WorkQueue } from "./work-queue.ts";
 
-const logger = createLineLogger("controller-test", { write: () => undefined });
+const logger = createLogger("controller-test", { write: () => undefined });
 const running: Controller[] = [];
 afterEach(async () => {
   await Promise.all(running.splice(0).map((c) => c.stop()));

@@ -2,13 +2,14 @@
  * Where every ping result goes, in one call: the running totals and the sliding window behind
  * /status and /readyz, the Prometheus series, and the log line.
  */
-import type { Logger } from "../../lib/line-logger.ts";
-import type { Readiness } from "../../lib/probe-routes.ts";
-import { MetricsRegistry } from "../metrics.ts";
+import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
+import type { Logger } from "../../lib/logger.ts";
+import type { Readiness } from "../../lib/probe-server.ts";
 import type { PingFailure } from "./failure.ts";
 import { PingWindow } from "./ping-window.ts";
 import { PongsByPod } from "./pongs-by-pod.ts";
-import { isoTime } from "../../lib/time.ts";
+
+const isoTime = (ms: number) => new Date(ms).toISOString();
 
 /** Readiness fails when this many of the most recent pings all failed. */
 const readinessWindow = 3;
@@ -16,7 +17,7 @@ const readinessWindow = 3;
 export type PingerStatus = ReturnType<PingResults["status"]>;
 
 export class PingResults {
-  readonly registry = new MetricsRegistry().withProcessMetrics();
+  readonly registry = new Registry();
   private readonly logger: Logger;
   private readonly window: PingWindow;
   private readonly totals = { sent: 0, succeeded: 0, failed: 0 };
@@ -26,26 +27,34 @@ export class PingResults {
   private lastPongTime: number | undefined;
   private lastFailure: (PingFailure & { at: number }) | undefined;
 
-  private readonly sentTotal = this.registry.counter("ping_requests_sent_total", "Pings sent.");
-  private readonly failuresTotal = this.registry.counter(
-    "ping_failures_total",
-    "Pings that got no pong, by reason: timeout, tls, connection, http_status, bad_body.",
-    ["reason"],
-  );
-  private readonly pongsTotal = this.registry.counter(
-    "ping_pongs_total",
-    "Pongs received, by the ponger pod that answered.",
-    ["ponger_pod"],
-  );
-  private readonly rtt = this.registry.histogram(
-    "ping_rtt_seconds",
-    "Round-trip time of successful pings.",
-    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-  );
+  private readonly sentTotal = new Counter({
+    name: "ping_requests_sent_total",
+    help: "Pings sent.",
+    registers: [this.registry],
+  });
+  private readonly failuresTotal = new Counter({
+    name: "ping_failures_total",
+    help: "Pings that got no pong, by reason: timeout, tls, connection, http_status, bad_body.",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+  private readonly pongsTotal = new Counter({
+    name: "ping_pongs_total",
+    help: "Pongs received, by the ponger pod that answered.",
+    labelNames: ["ponger_pod"] as const,
+    registers: [this.registry],
+  });
+  private readonly rtt = new Histogram({
+    name: "ping_rtt_seconds",
+    help: "Round-trip time of successful pings.",
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
 
   constructor(logger: Logger, windowMs = 60_000) {
     this.logger = logger;
     this.window = new PingWindow(windowMs);
+    collectDefaultMetrics({ register: this.registry });
   }
 
   sent(url: string): void {

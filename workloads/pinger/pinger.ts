@@ -1,21 +1,22 @@
 /**
- * The pinger: every interval, one GET to the ponger over a keep-alive connection (TLS or mutual TLS),
- * with a deadline. Each result goes to PingResults (status, readiness, metrics, log); certificates
- * are swapped in by building a new connection agent: new pings use it at once, pings in flight
- * finish on the old one, which is closed once their deadline has passed.
+ * The pinger: every interval, one GET to the ponger with undici (TLS or mutual TLS), with a deadline.
+ * Each result goes to PingResults (status, readiness, metrics, log); certificates are swapped in by
+ * building a new connection pool: new pings use it at once, pings in flight finish on the old one,
+ * which is closed once their deadline has passed.
  */
-import type { Logger } from "../../lib/line-logger.ts";
-import type { ProbeServer } from "../../lib/probe-routes.ts";
-import { startProbePort } from "../probe-port.ts";
+import type { Pool } from "undici";
+import type { Logger } from "../../lib/logger.ts";
+import { type ProbeServer, startProbeServer } from "../../lib/probe-server.ts";
 import { pongBody } from "../protocol.ts";
 import { describeMaterial } from "../tls-files.ts";
 import { TlsReloader } from "../tls-reloader.ts";
 import type { PingerConfig } from "./config.ts";
 import { classifyError, type PingFailure } from "./failure.ts";
-import { type PingAnswer, PingClient } from "./ping-request.ts";
+import { type PingAnswer, pongerPool, sendPing } from "./ping-client.ts";
 import { type PingerStatus, PingResults } from "./ping-results.ts";
 
 export type { PingerStatus } from "./ping-results.ts";
+export { pingsPerConnection } from "./ping-client.ts";
 
 export interface Pinger {
   readonly probes: ProbeServer;
@@ -24,20 +25,9 @@ export interface Pinger {
   close(): Promise<void>;
 }
 
-/**
- * Pings sent over one connection before it is closed (gracefully: the last one asks for
- * `Connection: close`) and the next ping opens another. A Service balances connections, not
- * requests: a pinger that kept one connection would ping one ponger forever, however many the pair
- * scales to.
- */
-export const pingsPerConnection = 10;
-
 /** What an answer means: undefined for a pong, otherwise why it is not one. */
 export function judgeAnswer(answer: PingAnswer): PingFailure | undefined {
   const pod = answer.pod ?? "unknown";
-  if (answer.certificateRefused) {
-    return { reason: "tls", message: `${pod} refused this pinger's ${answer.body.trim()}` };
-  }
   if (answer.status !== 200) {
     return {
       reason: "http_status",
@@ -53,17 +43,10 @@ export function judgeAnswer(answer: PingAnswer): PingFailure | undefined {
   return undefined;
 }
 
-/**
- * Milliseconds from a monotonic clock. (The `performance` global would load perf_hooks and its
- * modules into every pinger pod for this one call.)
- */
-const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
-
 /** The connections to the ponger, rebuilt whenever the TLS files change. */
 class PongerConnections {
-  client: PingClient;
+  pool: Pool;
   readonly reloader: TlsReloader | undefined;
-  private sent = 0;
 
   constructor(config: PingerConfig, target: URL, logger: Logger) {
     const paths = {
@@ -76,37 +59,33 @@ class PongerConnections {
           paths,
           logger,
           apply: (material) => {
-            const previous = this.client;
-            this.client = new PingClient(target, material);
-            // Pings in flight on the old client end by their deadline; then its connections close.
-            setTimeout(() => previous.destroy(), config.timeoutMs).unref();
+            const previous = this.pool;
+            this.pool = pongerPool(target, material, config.timeoutMs);
+            // Pings in flight on the old pool end by their deadline; then its connections close.
+            void previous.close();
+            setTimeout(() => void previous.destroy(), config.timeoutMs).unref();
           },
         })
       : undefined;
-    this.client = new PingClient(target, this.reloader?.start());
+    this.pool = pongerPool(target, this.reloader?.start(), config.timeoutMs);
   }
 
-  /** Every pingsPerConnection-th ping asks for its connection to be closed after the answer. */
-  closeAfterThisPing(): boolean {
-    return ++this.sent % pingsPerConnection === 0;
-  }
-
-  close(): void {
+  async close(): Promise<void> {
     this.reloader?.stop();
-    this.client.destroy();
+    await this.pool.destroy();
   }
 }
 
 /** Calls `tick` every `intervalMs` at a fixed rate (a slow tick does not delay the next); returns stop. */
 function everyInterval(intervalMs: number, tick: () => void): () => void {
-  let next = monotonicMs();
+  let next = performance.now();
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const run = () => {
     if (stopped) return;
     tick();
     next += intervalMs;
-    const now = monotonicMs();
+    const now = performance.now();
     if (next < now) next = now;
     timer = setTimeout(run, next - now);
   };
@@ -122,23 +101,24 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
   const target = new URL(url);
   const results = new PingResults(logger);
   const connections = new PongerConnections(config, target, logger);
+  const pingContext = {
+    timeoutMs: config.timeoutMs,
+    presentsCertificate: config.ponger.clientCertificate !== undefined,
+  };
 
   async function pingOnce(): Promise<void> {
-    const started = monotonicMs();
+    const started = performance.now();
     results.sent(url);
     let failure: PingFailure | undefined;
     try {
-      const answer = await connections.client.send({
-        timeoutMs: config.timeoutMs,
-        closeConnection: connections.closeAfterThisPing(),
-      });
+      const answer = await sendPing(connections.pool, target, config.timeoutMs);
       failure = judgeAnswer(answer);
       if (!failure) {
-        results.succeeded(Date.now(), monotonicMs() - started, answer.pod ?? "unknown");
+        results.succeeded(Date.now(), performance.now() - started, answer.pod ?? "unknown");
         return;
       }
     } catch (error) {
-      failure = classifyError(error, config.timeoutMs);
+      failure = classifyError(error, pingContext);
     }
     results.failed(Date.now(), failure);
   }
@@ -153,7 +133,7 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
   logger.info({ url, intervalMs: config.intervalMs, timeoutMs: config.timeoutMs }, "Pinger started");
 
   const { reloader } = connections;
-  const probes = await startProbePort({
+  const probes = await startProbeServer({
     address: config.metrics.address,
     port: config.metrics.port,
     registry: results.registry,
@@ -174,7 +154,7 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
       stopping = true;
       stopPinging();
       await Promise.allSettled(inFlight);
-      connections.close();
+      await connections.close();
       await probes.close();
     },
   };

@@ -1,6 +1,5 @@
+import { hostname } from "node:os";
 import { ConfigReader } from "../config-reader.ts";
-
-const { hostname } = process.getBuiltinModule("node:os");
 
 export interface PongerConfig {
   readonly service: {

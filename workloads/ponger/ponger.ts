@@ -1,26 +1,26 @@
 /**
- * The ponger: answers `GET /ping` with `pong` over HTTPS (mutual TLS when a client CA is configured)
- * or plain HTTP, names its pod in a response header, counts what it receives, and swaps in new
- * certificates without a restart.
+ * The ponger: fastify answering `GET /ping` with `pong` over HTTPS (mutual TLS when a client CA is
+ * configured) or plain HTTP, naming its pod in a response header, counting what it receives, and
+ * swapping in new certificates without a restart.
  */
-import type { Server, Socket } from "node:net";
 import type { Server as TlsServer, TLSSocket } from "node:tls";
-import { closeServing, listen, pathOf } from "../../lib/http-server.ts";
-import type { Logger } from "../../lib/line-logger.ts";
-import type { ProbeServer } from "../../lib/probe-routes.ts";
-import { startProbePort } from "../probe-port.ts";
+import { collectDefaultMetrics, Counter, Registry } from "prom-client";
+import {
+  createHttpServer,
+  defaultServerLimits,
+  listenOn,
+  pathOf,
+  type ServerLimits,
+} from "../../lib/http-server.ts";
+import type { Logger } from "../../lib/logger.ts";
+import { type ProbeServer, refuseOtherMethods, startProbeServer } from "../../lib/probe-server.ts";
 import { PeerLimiter } from "../peer-limiter.ts";
-import { pingPath, podHeader, pongBody, refusedHeader } from "../protocol.ts";
+import { pingPath, podHeader, pongBody } from "../protocol.ts";
 import { describeMaterial, type TlsMaterial } from "../tls-files.ts";
-import { MetricsRegistry } from "../metrics.ts";
 import { TlsReloader } from "../tls-reloader.ts";
 import type { PongerConfig } from "./config.ts";
-import { type Answer, type RequestHead, serveConnection } from "../../lib/http1.ts";
 
-const { createServer: createTcpServer } = process.getBuiltinModule("node:net");
-const { createServer: createTlsServer } = process.getBuiltinModule("node:tls");
-
-/** What a certificate verification error means, for the 403 and the log. */
+/** What a certificate verification error means, for the log. */
 const refusalReasons: Readonly<Record<string, string>> = {
   UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "it is not signed by a CA this ponger trusts",
   UNABLE_TO_GET_ISSUER_CERT: "it is not signed by a CA this ponger trusts",
@@ -49,95 +49,75 @@ function tlsOptions(config: PongerConfig, material: TlsMaterial) {
   };
 }
 
-/**
- * What one ponger holds open for clients, authenticated or not. Defaults for a pod with a 256 MiB
- * limit; tests make them small.
- */
-export interface PongerLimits {
-  /** A TLS handshake not finished in this time is dropped. */
-  readonly handshakeTimeoutMs: number;
-  /** Connections beyond this many are closed as they arrive. */
-  readonly maxConnections: number;
-  /** A connection that sends nothing for this long is closed. */
-  readonly idleTimeoutMs: number;
+/** Why a handshaken client was not let through, from its socket: no certificate, or the verify error. */
+function refusal(socket: TLSSocket): { code: string; reason: string } {
+  if (Object.keys(socket.getPeerCertificate()).length === 0) {
+    return { code: "NO_CERTIFICATE", reason: "no client certificate was presented" };
+  }
+  const error = socket.authorizationError as unknown;
+  const code =
+    typeof error === "string" ? error : ((error as { code?: string } | null)?.code ?? String(error));
+  return { code, reason: refusalReasons[code] ?? `it does not verify (${code})` };
 }
-
-export const defaultPongerLimits: PongerLimits = {
-  handshakeTimeoutMs: 10_000,
-  maxConnections: 512,
-  idleTimeoutMs: 120_000,
-};
 
 export async function startPonger(
   config: PongerConfig,
   logger: Logger,
-  limits: PongerLimits = defaultPongerLimits,
+  limits: ServerLimits = defaultServerLimits,
 ): Promise<Ponger> {
-  const registry = new MetricsRegistry().withProcessMetrics();
-  const received = registry.counter(
-    "ping_requests_received_total",
-    "Requests received on /ping, valid or not.",
-  );
-  const failures = registry.counter(
-    "ping_failures_total",
-    "Requests on /ping that were not a valid ping, by reason.",
-    ["reason"],
-  );
-  const tlsHandshakeFailures = registry.counter(
-    "ponger_tls_handshake_failures_total",
-    "TLS handshakes refused, e.g. a client without a certificate from a trusted CA.",
-  );
-
-  const https = config.service.protocol === "https";
-  const reloader = https
-    ? new TlsReloader({
-        paths: {
-          certificate: config.service.tlsCertificate,
-          privateKey: config.service.tlsPrivateKey,
-          trustBundle: config.service.clientCA,
-        },
-        logger,
-        apply: (material) => {
-          // New connections get the new context; established keep-alive connections finish on theirs.
-          (server as TlsServer).setSecureContext(tlsOptions(config, material));
-        },
-      })
-    : undefined;
-  const initial = reloader?.start();
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const received = new Counter({
+    name: "ping_requests_received_total",
+    help: "Requests received on /ping, valid or not.",
+    registers: [registry],
+  });
+  const failures = new Counter({
+    name: "ping_failures_total",
+    help: "Requests on /ping that were not a valid ping, by reason.",
+    labelNames: ["reason"] as const,
+    registers: [registry],
+  });
+  const tlsHandshakeFailures = new Counter({
+    name: "ponger_tls_handshake_failures_total",
+    help: "TLS handshakes refused, e.g. a client without a certificate from a trusted CA.",
+    registers: [registry],
+  });
 
   const mutualTls = config.service.clientCA !== undefined;
+  const reloader =
+    config.service.protocol === "https"
+      ? new TlsReloader({
+          paths: {
+            certificate: config.service.tlsCertificate,
+            privateKey: config.service.tlsPrivateKey,
+            trustBundle: config.service.clientCA,
+          },
+          logger,
+          apply: (material) => {
+            // New connections get the new context; established keep-alive connections finish on theirs.
+            (app.server as unknown as TlsServer).setSecureContext(tlsOptions(config, material));
+          },
+        })
+      : undefined;
+  const initial = reloader?.start();
 
-  // Per connection: a logger carrying the peer's address (serialized once, not per request).
-  const connectionLogger = (socket: Socket): Logger => logger.child({ remote: socket.remoteAddress });
-
-  const pong: Answer = {
-    status: 200,
-    headers: { "content-type": "text/plain", [podHeader]: config.podName },
-    body: pongBody,
-  };
-  const notFound: Answer = {
-    status: 404,
-    headers: { "content-type": "text/plain" },
-    body: `not found: this server answers GET ${pingPath}\n`,
-  };
-  const methodNotAllowed: Answer = {
-    status: 405,
-    headers: { "content-type": "text/plain", allow: "GET, HEAD" },
-    body: "method not allowed: use GET\n",
-    close: true,
-  };
-
-  function answer(head: RequestHead, log: Logger): Answer {
-    if (pathOf(head.target) !== pingPath) return notFound;
-    received.inc();
-    if (head.method === "GET" || head.method === "HEAD") {
-      log.info("Received GET /ping");
-      return pong;
-    }
-    failures.inc({ reason: "method_not_allowed" });
-    log.warn(`Received ${head.method} /ping: only GET is a ping`);
-    return methodNotAllowed;
-  }
+  const app = createHttpServer({
+    logger,
+    limits,
+    ...(initial
+      ? {
+          https: {
+            ...tlsOptions(config, initial),
+            minVersion: "TLSv1.2" as const,
+            requestCert: mutualTls,
+            // Node would refuse an unverified client right after the handshake without a word; the
+            // listener below refuses it at the same point, before any HTTP, and logs why.
+            rejectUnauthorized: false,
+          },
+        }
+      : {}),
+  });
 
   const refusals = new PeerLimiter();
   const reportRefusal = (remote: string | undefined, fields: Record<string, unknown>, message: string) => {
@@ -146,95 +126,58 @@ export async function startPonger(
     if (held !== undefined)
       logger.warn({ remote, ...fields, ...(held > 0 ? { alsoRefusedSinceLastReport: held } : {}) }, message);
   };
-
-  /**
-   * A client whose certificate does not verify: the handshake has completed (the server does not
-   * reject by itself, so that the reason can be told), and every request gets a 403 saying why, then
-   * the connection closes. Nothing else is served on it.
-   */
-  function refuse(socket: TLSSocket): void {
-    const presented = Object.keys(socket.getPeerCertificate()).length > 0;
-    const code = presented
-      ? ((socket.authorizationError as { code?: string } | null)?.code ?? String(socket.authorizationError))
-      : "NO_CERTIFICATE";
-    const reason = presented
-      ? (refusalReasons[code] ?? `it does not verify (${code})`)
-      : "no client certificate was presented";
-    reportRefusal(socket.remoteAddress, { code, reason }, "Refused a client certificate");
-    const answer: Answer = {
-      status: 403,
-      headers: {
-        "content-type": "text/plain",
-        [refusedHeader]: "client-certificate",
-        [podHeader]: config.podName,
-      },
-      body: `client certificate refused: ${reason}\n`,
-      close: true,
-    };
-    serveConnection(socket, {
-      maxHeadBytes: 16 * 1024,
-      headTimeoutMs: 5_000,
-      idleTimeoutMs: 10_000,
-      onRequest: () => answer,
+  if (initial) {
+    const tlsServer = app.server as unknown as TlsServer;
+    if (mutualTls) {
+      // First of the listeners: HTTP never sees a client whose certificate does not verify.
+      tlsServer.prependListener("secureConnection", (socket: TLSSocket) => {
+        if (socket.authorized) return;
+        reportRefusal(socket.remoteAddress, refusal(socket), "Refused a client certificate");
+        socket.destroy();
+      });
+    }
+    tlsServer.on("tlsClientError", (error: Error & { code?: string }, socket) => {
+      reportRefusal(
+        socket.remoteAddress,
+        { code: error.code, error: error.message },
+        "TLS handshake refused",
+      );
+      // With a listener here Node leaves the socket open: a handshake that timed out would stay forever.
+      socket.destroy();
     });
   }
 
-  const connections = new Set<Socket>();
-  const serve = (socket: Socket) => {
-    connections.add(socket);
-    socket.once("close", () => connections.delete(socket));
-    if (mutualTls && !(socket as TLSSocket).authorized) {
-      refuse(socket as TLSSocket);
-      return;
-    }
-    let log: Logger | undefined;
-    serveConnection(socket, {
-      maxHeadBytes: 16 * 1024,
-      headTimeoutMs: 10_000,
-      idleTimeoutMs: limits.idleTimeoutMs,
-      onRequest: (head) => answer(head, (log ??= connectionLogger(socket))),
-      onInvalid: (reason) => {
-        (log ??= connectionLogger(socket)).warn({ reason }, "Refused a malformed request");
-      },
+  app.addHook("onRequest", (request, reply, done) => {
+    refuseOtherMethods(request, reply, done, () => {
+      if (pathOf(request.url) !== pingPath) return;
+      received.inc();
+      failures.inc({ reason: "method_not_allowed" });
+      logger.warn(
+        { remote: request.socket.remoteAddress },
+        `Received ${request.method} /ping: only GET is a ping`,
+      );
     });
-  };
-  const server: Server = initial
-    ? createTlsServer(
-        {
-          ...tlsOptions(config, initial),
-          requestCert: mutualTls,
-          // Verified in serve(), which refuses with the reason (see refuse()).
-          rejectUnauthorized: false,
-          minVersion: "TLSv1.2",
-          handshakeTimeout: limits.handshakeTimeoutMs,
-        },
-        serve,
-      )
-    : createTcpServer(serve);
-
-  server.maxConnections = limits.maxConnections;
-  // Every accepted TCP connection, handshaken or not, so that close() can end the ones that never were.
-  const accepted = new Set<Socket>();
-  server.on("connection", (socket: Socket) => {
-    accepted.add(socket);
-    socket.once("close", () => accepted.delete(socket));
   });
-  server.on("tlsClientError", (error: Error & { code?: string }, socket: Socket) => {
-    reportRefusal(socket.remoteAddress, { code: error.code, error: error.message }, "TLS handshake refused");
-    // With a listener here Node leaves the socket open: a handshake that timed out would stay forever.
-    socket.destroy();
+  app.get(pingPath, (request, reply) => {
+    received.inc();
+    logger.info({ remote: request.socket.remoteAddress }, "Received GET /ping");
+    return reply.header(podHeader, config.podName).type("text/plain").send(pongBody);
   });
+  app.setNotFoundHandler((_request, reply) =>
+    reply.code(404).type("text/plain").send(`not found: this server answers GET ${pingPath}\n`),
+  );
 
   let shuttingDown = false;
-  const origin = await listen(server, config.service.address, config.service.port, config.service.protocol);
+  const origin = await listenOn(app, config.service.address, config.service.port);
   const pingUrl = `${origin}${pingPath}`;
   logger.info({ url: pingUrl, mutualTls, pod: config.podName }, "Ponger listening");
 
-  const probes = await startProbePort({
+  const probes = await startProbeServer({
     address: config.metrics.address,
     port: config.metrics.port,
     registry,
     logger,
+    limits,
     readiness: () => (shuttingDown ? { ready: false, reason: "shutting down" } : { ready: true }),
     status: () => ({
       pod: config.podName,
@@ -250,8 +193,8 @@ export async function startPonger(
     close: async () => {
       shuttingDown = true;
       reloader?.stop();
-      // Connections still in their handshake, or not ending, are not waited for past a grace period.
-      await closeServing(server, connections, accepted);
+      // fastify stops accepting, closes idle keep-alive connections and lets requests in flight finish.
+      await app.close();
       await probes.close();
     },
   };
