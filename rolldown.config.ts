@@ -1,7 +1,7 @@
 /**
- * `npm run build` bundles the image's entry point (entrypoint.ts) into one CommonJS file,
- * dist/pingpong.cjs: the ponger and the pinger run from it without the ES module loader or a graph
- * of modules to resolve (see entrypoint.ts). `yaml` stays external: it is loaded only for a
+ * `npm run build` bundles the image's entry point (entrypoint.ts) into CommonJS, dist/pingpong.cjs
+ * and a chunk each for the ponger and the pinger: they run without the ES module loader or a graph of
+ * modules to resolve, and each loads only its own libraries (see entrypoint.ts). `yaml` stays external: it is loaded only for a
  * hand-written YAML config, from the image's node_modules.
  */
 import { defineConfig } from "rolldown";
@@ -11,5 +11,11 @@ export default defineConfig({
   platform: "node",
   external: ["yaml"],
   logLevel: "warn",
-  output: { file: "dist/pingpong.cjs", format: "cjs" },
+  // The ponger's and the pinger's own modules are chunks of their own, loaded by the one that runs.
+  output: {
+    dir: "dist",
+    format: "cjs",
+    entryFileNames: "pingpong.cjs",
+    chunkFileNames: "chunks/[name]-[hash].cjs",
+  },
 });

@@ -2,6 +2,7 @@
  * `npm run bench [name...]`: runs the named benchmarks (all by default) and prints one line per
  * measurement. Targets are in ../../shared/DESIGN.md; benchmarks measure, they do not fail.
  */
+import { benchAbuse } from "./abuse.ts";
 import { benchControlPlane } from "./controlplane.ts";
 import { benchEndToEnd } from "./e2e.ts";
 import { benchHealth } from "./health.ts";
@@ -18,6 +19,7 @@ const benches: Record<string, () => Promise<void>> = {
   health: benchHealth,
   e2e: benchEndToEnd,
   workloads: benchWorkloads,
+  abuse: benchAbuse,
 };
 
 const wanted = process.argv.slice(2);

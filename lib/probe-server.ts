@@ -36,13 +36,13 @@ export function refuseOtherMethods(
   request: FastifyRequest,
   reply: FastifyReply,
   done: () => void,
-  refused?: () => void,
+  onRefused?: (request: FastifyRequest) => void,
 ): void {
   if (request.method === "GET" || request.method === "HEAD") {
     done();
     return;
   }
-  refused?.();
+  onRefused?.(request);
   void reply
     .code(405)
     .header("allow", "GET, HEAD")

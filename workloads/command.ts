@@ -5,10 +5,6 @@
 import { parseArgs } from "node:util";
 import { createLogger } from "../lib/logger.ts";
 import { exitOnSignal } from "../lib/shutdown.ts";
-import { loadPingerConfig } from "./pinger/config.ts";
-import { startPinger } from "./pinger/pinger.ts";
-import { loadPongerConfig } from "./ponger/config.ts";
-import { startPonger } from "./ponger/ponger.ts";
 
 export type WorkloadCommand = "ponger" | "pinger";
 
@@ -50,9 +46,14 @@ function configFlag(args: string[], command: WorkloadCommand): string | undefine
 export async function runWorkload(command: WorkloadCommand, args: string[]): Promise<void> {
   const file = configFlag(args, command);
   const logger = createLogger(command);
+  // Each program loads only its own libraries: a ponger has no HTTP client, a pinger no TLS server.
   const running =
     command === "ponger"
-      ? await startPonger(await loadPongerConfig(file), logger)
-      : await startPinger(await loadPingerConfig(file), logger);
+      ? await (
+          await import("./ponger/ponger.ts")
+        ).startPonger(await (await import("./ponger/config.ts")).loadPongerConfig(file), logger)
+      : await (
+          await import("./pinger/pinger.ts")
+        ).startPinger(await (await import("./pinger/config.ts")).loadPingerConfig(file), logger);
   exitOnSignal(logger, () => running.close());
 }

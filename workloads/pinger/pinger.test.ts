@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../lib/logger.ts";
 import { mintTestPki, type TestPki } from "../../lib/pki/testing/fixtures.ts";
 import { type Ponger, startPonger } from "../ponger/ponger.ts";
+import { startHostilePonger } from "../testing/hostile-ponger.ts";
 import { KubeletVolume } from "../testing/kubelet-volume.ts";
 import { metricValue } from "../testing/tls-client.ts";
 import type { PingerConfig } from "./config.ts";
@@ -269,35 +270,6 @@ describe("pinger failure reasons", () => {
   });
 });
 
-/**
- * A ponger that answers its first connection with `hostile` (bytes, or bytes written forever) and
- * every later one with a good pong.
- */
-async function hostilePonger(hostile: string | { head: string; forever: string }) {
-  let connections = 0;
-  const server = createTcpServer((socket) => {
-    socket.on("error", () => undefined);
-    socket.once("data", () => {
-      if (connections++ > 0) {
-        socket.write("HTTP/1.1 200 OK\r\nx-ponger-pod: good\r\ncontent-length: 4\r\n\r\npong");
-        return;
-      }
-      if (typeof hostile === "string") {
-        socket.write(hostile, "latin1");
-        return;
-      }
-      socket.write(hostile.head, "latin1");
-      const more = () => {
-        while (!socket.destroyed && socket.write(hostile.forever, "latin1"));
-      };
-      socket.on("drain", more);
-      more();
-    });
-  });
-  const address = await listen(server);
-  return { url: `http://${address}/ping` };
-}
-
 describe("pinger against a hostile ponger", () => {
   const good = "HTTP/1.1 200 OK\r\nx-ponger-pod: good\r\n";
   const chunked = `${good}transfer-encoding: chunked\r\n\r\n`;
@@ -350,7 +322,9 @@ describe("pinger against a hostile ponger", () => {
   ] as const)(
     "%s is a failed ping with a reason, and the next good answer a pong",
     async (_name, hostile, reason, why) => {
-      const { url } = await hostilePonger(hostile);
+      const hostilePonger = await startHostilePonger(hostile, { thenGood: true });
+      cleanups.push(() => hostilePonger.close());
+      const { url } = hostilePonger;
       const rssBefore = process.memoryUsage.rss();
       const p = await pinger(url, undefined, { intervalMs: 100, timeoutMs: 2_000 });
       const status = await until(p, (s) => s.failed >= 1 && s.succeeded >= 1);
