@@ -156,8 +156,8 @@ describe("Dockerfile", () => {
           join(root, "node_modules/rolldown/bin/cli.mjs"),
           "-c",
           join(root, "rolldown.config.ts"),
-          "--file",
-          join(work, "dist", "pingpong.cjs"),
+          "--dir",
+          join(work, "dist"),
         ],
         { cwd: root },
       );
