@@ -26,11 +26,13 @@ controlplane:
 	bash hack/controlplane/install-etcd.sh
 	bash hack/controlplane/build.sh >/dev/null
 
-# The local node: Debian's containerd, runc, CNI plugins, nftables, buildah and mmdebstrap; CoreDNS
-# from the Go module proxy; the pause and CoreDNS images and the Dockerfile's base images, assembled
-# locally under their upstream names. All cached under ~/.cache/pingpong.
+# The local node: Debian's containerd, runc, CNI plugins, nftables, iptables, ipset, buildah and
+# mmdebstrap; CoreDNS and kube-router (its network-policy controller) from the Go module proxy; the
+# pause and CoreDNS images and the Dockerfile's base images, assembled locally under their upstream
+# names. All cached under ~/.cache/pingpong.
 node: controlplane
 	bash hack/node/install-packages.sh
+	bash hack/node/build-kube-router.sh >/dev/null
 	bash hack/images/build-base-images.sh
 
 # Helm, for the chart's tests: built from the Go module proxy, cached under ~/.cache/pingpong.

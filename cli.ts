@@ -87,8 +87,9 @@ async function main(argv: string[]): Promise<void> {
       });
       const what = withNode
         ? `Kubernetes ${pinnedKubernetesVersion()} cluster ready in ${seconds()}s at ${plane.server}\n` +
-          "(etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet, kube-proxy, CoreDNS;\n" +
-          " node pingpong-node: pods reach pods, Services and the API server, nothing outside this machine)\n"
+          "(etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet, kube-proxy,\n" +
+          " kube-router's NetworkPolicy firewall, CoreDNS; node pingpong-node: pods reach pods, Services and\n" +
+          " the API server as NetworkPolicies allow, nothing outside this machine)\n"
         : `Kubernetes ${pinnedKubernetesVersion()} control plane ready in ${seconds()}s at ${plane.server}\n` +
           "(etcd, kube-apiserver with RBAC, kube-controller-manager; no node: Pods stay Pending)\n";
       process.stdout.write(

@@ -21,12 +21,17 @@ export class MissingBinaryError extends Error {
   override readonly name = "MissingBinaryError";
 }
 
+/** The `NAME=vX.Y.Z` line of hack/<folder>/versions.env. */
+function pinnedVersion(folder: string, name: string): string {
+  const text = readFileSync(join(projectRoot(), "hack", folder, "versions.env"), "utf8");
+  const version = new RegExp(`^${name}=(v[0-9.]+)\\s*$`, "m").exec(text)?.[1];
+  if (!version) throw new Error(`hack/${folder}/versions.env has no ${name}=vX.Y.Z line`);
+  return version;
+}
+
 /** The Kubernetes version hack/controlplane/versions.env pins. */
 export function pinnedKubernetesVersion(): string {
-  const text = readFileSync(join(projectRoot(), "hack", "controlplane", "versions.env"), "utf8");
-  const version = /^KUBERNETES_VERSION=(v[0-9.]+)\s*$/m.exec(text)?.[1];
-  if (!version) throw new Error("hack/controlplane/versions.env has no KUBERNETES_VERSION=vX.Y.Z line");
-  return version;
+  return pinnedVersion("controlplane", "KUBERNETES_VERSION");
 }
 
 /** Where hack/ keeps what it builds: ~/.cache/pingpong unless PINGPONG_CACHE_DIR or XDG_CACHE_HOME say otherwise. */
@@ -96,8 +101,15 @@ export function nodeImagesDir(env: Env = process.env): string {
 
 /** CoreDNS's version, from hack/node/versions.env: its image is named after it. */
 export function pinnedCorednsVersion(): string {
-  const text = readFileSync(join(projectRoot(), "hack", "node", "versions.env"), "utf8");
-  const version = /^COREDNS_VERSION=(v[0-9.]+)\s*$/m.exec(text)?.[1];
-  if (!version) throw new Error("hack/node/versions.env has no COREDNS_VERSION=vX.Y.Z line");
-  return version;
+  return pinnedVersion("node", "COREDNS_VERSION");
+}
+
+/** kube-router's version, from hack/node/versions.env. */
+export function pinnedKubeRouterVersion(): string {
+  return pinnedVersion("node", "KUBE_ROUTER_VERSION");
+}
+
+/** Where hack/node/build-kube-router.sh (hack/node/go-install.sh) puts kube-router. */
+export function kubeRouterBinary(env: Env = process.env): string {
+  return join(cacheRoot(env), "kube-router", pinnedKubeRouterVersion(), "kube-router");
 }

@@ -21,12 +21,13 @@ import {
   binaryCacheDir,
   type ControlPlaneBinaries,
   findBinaries,
+  kubeRouterBinary,
   nodeImagesDir,
   pinnedCorednsVersion,
 } from "./binaries.ts";
 import { kubeconfigYaml } from "./kubeconfig.ts";
 import { LocalNode, recordHostBeforeNode, removeNodeFromHost } from "./node.ts";
-import { nodeName } from "./node-manifests.ts";
+import { kubeRouterUser, nodeName } from "./node-manifests.ts";
 import { applyRuleset, createBridge, defaultNodeNetwork, type NodeNetwork } from "./node-network.ts";
 import { checkNodeCanStart } from "./node-preflight.ts";
 import { ManagedProcess } from "./process.ts";
@@ -70,6 +71,8 @@ interface NodeTokens {
   readonly kubelet: string;
   readonly kubeProxy: string;
   readonly scheduler: string;
+  /** kube-router's network-policy controller; node-manifests.ts binds its ClusterRole to the user. */
+  readonly kubeRouter: string;
 }
 
 const token = () => randomBytes(24).toString("hex");
@@ -164,13 +167,14 @@ async function writeCredentials(
   const serviceAccountKey = generateKeyPairSync("rsa", { modulusLength: 2048 });
   const adminToken = token();
   const nodeTokens: NodeTokens | undefined = network
-    ? { kubelet: token(), kubeProxy: token(), scheduler: token() }
+    ? { kubelet: token(), kubeProxy: token(), scheduler: token(), kubeRouter: token() }
     : undefined;
   const tokenLines = [`${adminToken},pingpong-admin,pingpong-admin,"system:masters"`];
   if (nodeTokens) {
     tokenLines.push(
       `${nodeTokens.kubelet},system:node:${nodeName},system:node:${nodeName},"system:nodes"`,
       `${nodeTokens.kubeProxy},system:kube-proxy,system:kube-proxy`,
+      `${nodeTokens.kubeRouter},${kubeRouterUser},${kubeRouterUser}`,
       `${nodeTokens.scheduler},system:kube-scheduler,system:kube-scheduler`,
     );
   }
@@ -477,7 +481,9 @@ export class ControlPlane {
         await startControllerManager({ binaries, folders, processes, timeoutMs, network, admin });
       }
       if (network && credentials.nodeTokens) {
-        progress("Starting the node: containerd, kube-scheduler, kubelet, kube-proxy, CoreDNS");
+        progress(
+          "Starting the node: containerd, kube-scheduler, kubelet, kube-proxy, kube-router (network policies), CoreDNS",
+        );
         const bin = binaryCacheDir();
         const pki = (name: string) => join(folders.pki, name);
         node = await LocalNode.start({
@@ -495,6 +501,7 @@ export class ControlPlane {
             kubelet: join(bin, "kubelet"),
             kubeProxy: join(bin, "kube-proxy"),
             kubeScheduler: join(bin, "kube-scheduler"),
+            kubeRouter: kubeRouterBinary(),
           },
           corednsImage: `registry.k8s.io/coredns/coredns:${pinnedCorednsVersion()}`,
           timeoutMs,

@@ -282,3 +282,56 @@ export function corednsObjects(network: NodeNetwork, image: string): KubernetesO
     } as KubernetesObject,
   ];
 }
+
+/** The user kube-router authenticates as (a static token of the control plane's). */
+export const kubeRouterUser = "system:pingpong:kube-router";
+
+/**
+ * What kube-router's network-policy controller may read: it starts informers for all of these,
+ * whichever of its controllers run. It writes nothing to the API.
+ */
+export function kubeRouterRbac(): KubernetesObject[] {
+  const name = "pingpong:kube-router";
+  return [
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name },
+      rules: [
+        {
+          apiGroups: [""],
+          resources: ["pods", "namespaces", "nodes", "services", "endpoints"],
+          verbs: ["get", "list", "watch"],
+        },
+        { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["get", "list", "watch"] },
+        { apiGroups: ["networking.k8s.io"], resources: ["networkpolicies"], verbs: ["get", "list", "watch"] },
+      ],
+    } as KubernetesObject,
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name },
+      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: kubeRouterUser }],
+    } as KubernetesObject,
+  ];
+}
+
+/**
+ * kube-router with its firewall (the network-policy controller) alone: no routing, no service proxy
+ * (kube-proxy does that), no health or metrics port (nothing listens on the machine for it).
+ */
+export function kubeRouterArgs(network: NodeNetwork, kubeconfig: string): string[] {
+  return [
+    `--kubeconfig=${kubeconfig}`,
+    `--hostname-override=${nodeName}`,
+    "--run-firewall=true",
+    "--run-router=false",
+    "--run-service-proxy=false",
+    "--enable-ipv6=false",
+    `--service-cluster-ip-range=${network.serviceCidr}`,
+    "--health-port=0",
+    "--metrics-port=0",
+    "--v=1",
+  ];
+}

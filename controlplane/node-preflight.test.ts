@@ -32,6 +32,9 @@ describe("pingpong cluster up when the node cannot start", () => {
       /Kubernetes node binaries missing in .*empty-cache.*: kubelet, kube-proxy, kube-scheduler \(`make node` builds them\)/,
     );
     expect(result.stderr).toMatch(/node images missing in .*empty-cache.*: pause\.tar, coredns\.tar/);
+    expect(result.stderr).toMatch(
+      /kube-router missing at .*empty-cache.*: it enforces the node's NetworkPolicies \(`make node` builds it\)/,
+    );
     expect(result.stderr).toContain(
       "Without a node, run the API-only control plane: pingpong cluster up --no-node",
     );

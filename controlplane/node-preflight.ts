@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { binaryCacheDir, executable } from "./binaries.ts";
+import { binaryCacheDir, executable, kubeRouterBinary } from "./binaries.ts";
 import { processAlive } from "./host.ts";
 import {
   type BridgeOwner,
@@ -27,6 +27,12 @@ const packages: Record<string, readonly string[]> = {
   "containernetworking-plugins": ["/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback"],
   nftables: ["/usr/sbin/nft"],
   iproute2: ["/usr/sbin/ip", "/usr/bin/ip"],
+};
+
+/** What kube-router's network-policy controller runs, each by every name it calls. */
+const policyPackages: Record<string, readonly (readonly string[])[]> = {
+  iptables: [["/usr/sbin/iptables"], ["/usr/sbin/iptables-save"], ["/usr/sbin/iptables-restore"]],
+  ipset: [["/usr/sbin/ipset", "/sbin/ipset"]],
 };
 
 export const nodeBinaryNames = ["kubelet", "kube-proxy", "kube-scheduler"] as const;
@@ -60,13 +66,18 @@ export async function checkNodeCanStart(
     );
   }
 
-  const missingPackages = Object.entries(packages)
-    .filter(([, files]) => !files.some(executable))
-    .map(([name]) => name);
+  const missingPackages = [
+    ...Object.entries(packages)
+      .filter(([, files]) => !files.some(executable))
+      .map(([name]) => name),
+    ...Object.entries(policyPackages)
+      .filter(([, commands]) => !commands.every((files) => files.some(executable)))
+      .map(([name]) => `${name} (kube-router's network policies)`),
+  ];
   if (missingPackages.length > 0) {
     problems.push(
       `Debian packages missing: ${missingPackages.join(", ")} (\`make node\` installs them, or ` +
-        `apt-get install --no-install-recommends ${missingPackages.join(" ")})`,
+        `apt-get install --no-install-recommends ${missingPackages.map((p) => p.split(" ")[0]).join(" ")})`,
     );
   }
 
@@ -75,6 +86,11 @@ export async function checkNodeCanStart(
   if (missingBinaries.length > 0)
     problems.push(
       `Kubernetes node binaries missing in ${bin}: ${missingBinaries.join(", ")} (\`make node\` builds them)`,
+    );
+
+  if (!executable(kubeRouterBinary(env)))
+    problems.push(
+      `kube-router missing at ${kubeRouterBinary(env)}: it enforces the node's NetworkPolicies (\`make node\` builds it)`,
     );
 
   const missingImages = systemImageArchives.filter((name) => !existsSync(join(imagesDir, name)));

@@ -1,8 +1,10 @@
 /**
  * The local node: containerd (with runc and the CNI bridge), kube-scheduler, the kubelet, kube-proxy
- * (nftables mode) and CoreDNS, next to the control plane of control-plane.ts. It runs real pods of
- * images loaded from archives (hack/images/), and when it stops it leaves the machine as it found
- * it: no process, mount, link, nftables table, cgroup or fixed host path of its own remains.
+ * (nftables mode), kube-router's network-policy controller (NetworkPolicies enforced with iptables and
+ * ipsets) and CoreDNS, next to the control plane of control-plane.ts. It runs real pods of images
+ * loaded from archives (hack/images/), and when it stops it leaves the machine as it found it: no
+ * process, mount, link, nftables table, iptables chain, ipset, cgroup or fixed host path of its own
+ * remains.
  *
  * Some components write fixed host paths whatever their flags say (the kubelet's device-plugins
  * folder, /var/log/containers, containerd's shim sockets under /run/containerd, libcni's cache in
@@ -21,6 +23,9 @@ import {
   corednsObjects,
   kubeletConfig,
   kubeProxyConfig,
+  kubeRouterArgs,
+  kubeRouterRbac,
+  kubeRouterUser,
   nodeName,
 } from "./node-manifests.ts";
 import { deleteBridge, deleteTable, type NodeNetwork, nftTables } from "./node-network.ts";
@@ -45,6 +50,7 @@ export interface NodeBinaries {
   readonly kubelet: string;
   readonly kubeProxy: string;
   readonly kubeScheduler: string;
+  readonly kubeRouter: string;
 }
 
 export interface LocalNodeOptions {
@@ -56,7 +62,12 @@ export interface LocalNodeOptions {
   readonly server: string;
   readonly caPem: string;
   readonly caFile: string;
-  readonly tokens: { readonly kubelet: string; readonly kubeProxy: string; readonly scheduler: string };
+  readonly tokens: {
+    readonly kubelet: string;
+    readonly kubeProxy: string;
+    readonly scheduler: string;
+    readonly kubeRouter: string;
+  };
   readonly kubeletServing: { readonly certFile: string; readonly keyFile: string };
   readonly admin: KubeConfig;
   /** Folder of image archives to load into containerd (every *.tar). */
@@ -79,6 +90,8 @@ interface HostRecord {
   readonly netnsBefore: string[];
   readonly cgroupsBefore: string[];
   readonly tablesBefore: string[];
+  /** Absent in records of nodes started before kube-router was part of the node. */
+  readonly ipsetsBefore?: string[];
 }
 
 async function listDir(dir: string): Promise<string[]> {
@@ -158,6 +171,8 @@ export class LocalNode {
       options.progress(`Node ${nodeName} Ready`);
       await node.startKubeProxy();
       options.progress("kube-proxy synced (nftables)");
+      await node.startKubeRouter();
+      options.progress("kube-router enforcing NetworkPolicies (firewall only)");
       await node.startCoredns();
       options.progress("CoreDNS Ready: the first pod");
       return node;
@@ -319,6 +334,32 @@ export class LocalNode {
     );
   }
 
+  private async startKubeRouter(): Promise<void> {
+    const dir = this.path("kube-router");
+    await mkdir(dir, { recursive: true });
+    await writeFile(
+      join(dir, "kubeconfig"),
+      this.kubeconfig(kubeRouterUser, this.options.tokens.kubeRouter),
+      { mode: 0o600 },
+    );
+    const objects = KubernetesObjectApi.makeApiClient(this.options.admin);
+    for (const object of kubeRouterRbac()) await objects.create(object);
+    const router = this.spawn(
+      "kube-router",
+      this.options.binaries.kubeRouter,
+      kubeRouterArgs(this.options.network, join(dir, "kubeconfig")),
+    );
+    // Its first full sync creates its top-level chains and the default policy chain.
+    await router.waitUntil(
+      "enforcing (its iptables chains in place)",
+      async () => {
+        const chains = await iptablesChains("ip", "filter");
+        return chains.includes("KUBE-ROUTER-FORWARD") && chains.includes("KUBE-NWPLCY-DEFAULT");
+      },
+      this.options.timeoutMs,
+    );
+  }
+
   private async startCoredns(): Promise<void> {
     const objects = KubernetesObjectApi.makeApiClient(this.options.admin);
     for (const object of corednsObjects(this.options.network, this.options.corednsImage))
@@ -393,7 +434,8 @@ export class LocalNode {
   async stop(): Promise<void> {
     await this.processes.get("kube-scheduler")?.stop();
     await this.drainPods().catch(() => undefined);
-    for (const name of ["kubelet", "kube-proxy", "containerd"]) await this.processes.get(name)?.stop();
+    for (const name of ["kubelet", "kube-router", "kube-proxy", "containerd"])
+      await this.processes.get(name)?.stop();
     await killShims(this.containerdSocket);
   }
 
@@ -412,6 +454,7 @@ export async function recordHostBeforeNode(dir: string, ownedPaths: readonly str
     netnsBefore: await listDir("/run/netns"),
     cgroupsBefore: await podCgroups(),
     tablesBefore: await nftTables(),
+    ipsetsBefore: await ipsets(),
   };
   await writeFile(join(dir, "host-paths.json"), JSON.stringify(record, null, 2));
 }
@@ -467,6 +510,32 @@ async function removeKubeIptablesChains(tablesBefore: ReadonlySet<string>): Prom
   }
 }
 
+/** The ipsets on the machine, by name; none when the ipset command is missing. */
+export async function ipsets(): Promise<string[]> {
+  const listing = await host("ipset", ["list", "-n"]).catch(() => "");
+  return listing.split("\n").filter(Boolean);
+}
+
+/** The chains of an nftables table (iptables-nft writes its tables as `ip filter`, ...). */
+export async function iptablesChains(family: string, table: string): Promise<string[]> {
+  const listing = await host("nft", ["-j", "list", "table", family, table]).catch(() => '{"nftables":[]}');
+  return (JSON.parse(listing) as { nftables: { chain?: { name: string } }[] }).nftables.flatMap((i) =>
+    i.chain ? [i.chain.name] : [],
+  );
+}
+
+/**
+ * kube-router's sets (KUBE-SRC-*, KUBE-DST-*, and TMP-* left by a sync it did not finish), IPv4 and
+ * IPv6, unless they were there before the node.
+ */
+async function removeKubeRouterIpsets(before: ReadonlySet<string>): Promise<void> {
+  const ours = /^(inet6:)?(KUBE-SRC-|KUBE-DST-|TMP-)/;
+  for (const set of await ipsets()) {
+    if (before.has(set) || !ours.test(set)) continue;
+    await host("ipset", ["destroy", set]);
+  }
+}
+
 /**
  * Removes everything a node at `dir` left on the machine, also after a crash: processes that still
  * run from it, pods' cgroups, mounts, network namespaces, nftables tables, the bridge and the fixed
@@ -498,7 +567,9 @@ export async function removeNodeFromHost(dir: string, network: NodeNetwork): Pro
   await deleteTable("inet", network.table);
   await deleteTable("ip", "kube-proxy");
   await deleteTable("ip6", "kube-proxy");
+  // The chains first: an ipset cannot go while a rule refers to it.
   await removeKubeIptablesChains(new Set(record?.tablesBefore ?? []));
+  await removeKubeRouterIpsets(new Set(record?.ipsetsBefore ?? []));
   await deleteBridge(network);
   for (const path of [...(record?.createdPaths ?? []), ...(record?.ownedPaths ?? [])]) {
     await unmountAllUnder(path);

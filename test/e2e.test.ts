@@ -115,6 +115,112 @@ async function restarts(name: string): Promise<number> {
     .reduce((n, c) => n + c.restartCount, 0);
 }
 
+/** One check a probe pod makes: open a TCP connection, or GET over HTTP or HTTPS. */
+interface ProbeCheck {
+  readonly name: string;
+  readonly kind: "tcp" | "http" | "https";
+  readonly host: string;
+  readonly port: number;
+  readonly path?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+/**
+ * What a probe pod runs: every check in turn, each result a short phrase, printed as one JSON line.
+ * kube-router admits a new pod's address a moment after the pod starts (its next sync after the
+ * address appears), so a pod that a policy allows first waits, up to 30 s, until `ADMITTED_BY`
+ * passes: the checks then run against the rules as they stand for this pod. A pod no policy allows
+ * needs no wait: it is refused before that sync and after.
+ */
+const probeScript = `
+const net = require("node:net"), http = require("node:http"), https = require("node:https");
+const settle = (request, resolve) => {
+  request.on("timeout", () => request.destroy(Object.assign(new Error("timed out"), { code: "TIMEOUT" })));
+  request.on("error", (e) => resolve("refused: " + e.code + (e.code === "ECONNRESET" ? " " + e.message : "")));
+};
+const check = (c) => new Promise((resolve) => {
+  if (c.kind === "tcp") {
+    const socket = net.connect({ host: c.host, port: c.port, timeout: 5000 });
+    socket.on("connect", () => { socket.destroy(); resolve("connected"); });
+    socket.on("timeout", () => { socket.destroy(); resolve("timed out"); });
+    socket.on("error", (e) => resolve("refused: " + e.code));
+    return;
+  }
+  const client = c.kind === "https" ? https : http;
+  const options = { host: c.host, port: c.port, path: c.path, timeout: 5000, rejectUnauthorized: false, cert: c.cert, key: c.key };
+  const request = client.get(options, (response) => {
+    response.resume();
+    response.on("end", () => resolve("answered " + response.statusCode));
+  });
+  settle(request, resolve);
+});
+const admitted = (result) => result === "connected" || result.startsWith("answered");
+(async () => {
+  const results = {};
+  if (process.env.ADMITTED_BY) {
+    const started = Date.now(), first = JSON.parse(process.env.ADMITTED_BY);
+    let result = await check(first);
+    while (!admitted(result) && Date.now() - started < 30000) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      result = await check(first);
+    }
+    results.admittedBy = admitted(result) ? first.name : first.name + " still " + result + " after 30 s";
+  }
+  for (const c of JSON.parse(process.env.CHECKS)) results[c.name] = await check(c);
+  console.log(JSON.stringify(results));
+})();`;
+
+/** Runs `checks` from a pod of the project's image in `ns` (Pod Security restricted) and returns the results. */
+async function probeFromPod(
+  ns: string,
+  name: string,
+  checks: readonly ProbeCheck[],
+  admittedBy?: ProbeCheck,
+): Promise<Record<string, string>> {
+  const podName = `${name}-${Math.random().toString(36).slice(2, 8)}`;
+  await admin.create<V1Pod>({
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: podName, namespace: ns, labels: { "app.kubernetes.io/name": "probe" } },
+    spec: {
+      restartPolicy: "Never",
+      securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: "RuntimeDefault" } },
+      containers: [
+        {
+          name: "probe",
+          image: "pingpong-operator:dev",
+          imagePullPolicy: "Never",
+          command: ["/nodejs/bin/node", "-e", probeScript],
+          env: [
+            { name: "CHECKS", value: JSON.stringify(checks) },
+            ...(admittedBy ? [{ name: "ADMITTED_BY", value: JSON.stringify(admittedBy) }] : []),
+          ],
+          securityContext: {
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+            capabilities: { drop: ["ALL"] },
+          },
+        },
+      ],
+    },
+  });
+  try {
+    const logs = await eventually(
+      `the probe pod ${ns}/${podName} to finish`,
+      async () => {
+        const pod = await admin.get<V1Pod>(resources.pod, ns, podName);
+        const phase = pod?.status?.phase;
+        return phase === "Succeeded" || phase === "Failed" ? kubectl("-n", ns, "logs", podName) : undefined;
+      },
+      90_000,
+    );
+    return JSON.parse(logs) as Record<string, string>;
+  } finally {
+    await kubectl("-n", ns, "delete", "pod", podName, "--wait=false");
+  }
+}
+
 async function patchTls(name: string, tls: Record<string, string>): Promise<void> {
   await kubectl(
     "-n",
@@ -280,7 +386,68 @@ describe("a PingPongPair on the real node", () => {
     expect(logs).toContain('"msg":"Got pong"');
   });
 
-  it("refuses, from a pod, a client without a certificate and one with another CA's; TLS-only is healthy", async () => {
+  it("admits only its pinger to the ponger, and only the operator and labelled namespaces to the metrics ports", async () => {
+    // Enforced by kube-router on the node. The pinger reaching the ponger and the operator reading
+    // every pod's /status from its own namespace are what PingHealthy True is made of.
+    const healthy = await pairWhere("demo", "demo Ready", (p) => condition(p, "Ready")?.status === "True");
+    expect(condition(healthy, "PingHealthy")?.status).toBe("True");
+    const [ponger] = await pods("demo", "ponger");
+    const [pinger] = await pods("demo", "pinger");
+    const pongerIp = ponger?.status?.podIP ?? "";
+    const pingerIp = pinger?.status?.podIP ?? "";
+    const service = `demo-ponger.${namespace}.svc`;
+    const other = `${namespace}-other`;
+    const scrape = `${namespace}-scrape`;
+    await kubectl("create", "namespace", other);
+    await kubectl("create", "namespace", scrape);
+    await kubectl("label", "namespace", scrape, "pingpong.dev/scrape-metrics=true");
+    try {
+      const strangers = await Promise.all([
+        probeFromPod(namespace, "neighbour", [
+          { name: "ponger via Service", kind: "tcp", host: service, port: 8443 },
+          { name: "ponger pod", kind: "tcp", host: pongerIp, port: 8443 },
+          { name: "ponger metrics", kind: "http", host: pongerIp, port: 9090, path: "/metrics" },
+          { name: "pinger metrics", kind: "http", host: pingerIp, port: 9090, path: "/metrics" },
+        ]),
+        probeFromPod(other, "stranger", [
+          { name: "ponger via Service", kind: "tcp", host: service, port: 8443 },
+          { name: "ponger metrics", kind: "http", host: pongerIp, port: 9090, path: "/metrics" },
+        ]),
+        probeFromPod(
+          scrape,
+          "scraper",
+          [
+            { name: "ponger via Service", kind: "tcp", host: service, port: 8443 },
+            { name: "ponger metrics", kind: "http", host: pongerIp, port: 9090, path: "/metrics" },
+            { name: "pinger metrics", kind: "http", host: pingerIp, port: 9090, path: "/metrics" },
+          ],
+          { name: "pinger metrics", kind: "http", host: pingerIp, port: 9090, path: "/metrics" },
+        ),
+      ]);
+      const [neighbour, stranger, scraper] = strangers;
+      // Refused at L4 (kube-router rejects with an ICMP port unreachable): not even a TLS handshake.
+      expect(neighbour).toEqual({
+        "ponger via Service": "refused: ECONNREFUSED",
+        "ponger pod": "refused: ECONNREFUSED",
+        "ponger metrics": "refused: ECONNREFUSED",
+        "pinger metrics": "refused: ECONNREFUSED",
+      });
+      expect(stranger).toEqual({
+        "ponger via Service": "refused: ECONNREFUSED",
+        "ponger metrics": "refused: ECONNREFUSED",
+      });
+      expect(scraper).toEqual({
+        admittedBy: "pinger metrics",
+        "ponger via Service": "refused: ECONNREFUSED",
+        "ponger metrics": "answered 200",
+        "pinger metrics": "answered 200",
+      });
+    } finally {
+      await kubectl("delete", "namespace", other, scrape, "--wait=false");
+    }
+  }, 180_000);
+
+  it("without its NetworkPolicies lets a stranger connect, and refuses it in the handshake; TLS-only is healthy", async () => {
     await kubectl("-n", namespace, "apply", "-f", join(root, "examples", "tls-only.yaml"));
     const stranger = await createCertificateAuthority({
       commonName: "stranger-ca",
@@ -294,73 +461,84 @@ describe("a PingPongPair on the real node", () => {
       keySize: 2048,
       durationMs: 3_600_000,
     });
-    // A pod of the project's image calls the mutual-TLS ponger through its Service, two wrong ways.
-    const script = `
-const https = require("node:https");
-const url = "https://demo-ponger.${namespace}.svc:8443/ping";
-const tryWith = (options) => new Promise((resolve) => {
-  const request = https.get(url, { rejectUnauthorized: false, timeout: 5000, ...options }, (response) => {
-    let body = ""; response.on("data", (d) => (body += d)); response.on("end", () => resolve("answered " + response.statusCode + " " + body));
-  });
-  request.on("error", (error) => resolve("refused: " + error.code + " " + error.message));
-  request.on("timeout", () => request.destroy(new Error("timeout")));
-});
-(async () => {
-  const results = {
-    withoutCertificate: await tryWith({}),
-    withAnotherCa: await tryWith({ cert: process.env.CERT, key: process.env.KEY }),
-  };
-  console.log(JSON.stringify(results));
-})();`;
-    await admin.create<V1Pod>({
-      apiVersion: "v1",
-      kind: "Pod",
-      metadata: { name: "stranger", namespace },
-      spec: {
-        restartPolicy: "Never",
-        securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
-        containers: [
+    const policies = () =>
+      kubectl(
+        "-n",
+        namespace,
+        "get",
+        "networkpolicies",
+        "-l",
+        "app.kubernetes.io/instance=demo",
+        "-o",
+        "name",
+      );
+    const setPolicies = (enabled: boolean) =>
+      kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "ppp",
+        "demo",
+        "--type",
+        "merge",
+        "-p",
+        JSON.stringify({ spec: { networkPolicy: { enabled } } }),
+      );
+    await setPolicies(false);
+    try {
+      await eventually(
+        "the pair's NetworkPolicies removed",
+        async () => ((await policies()).trim() === "" ? true : undefined),
+        60_000,
+      );
+      // Once kube-router has dropped the rules (it acts on the deletion within moments), a pod of
+      // the same namespace opens a connection again, and mutual TLS refuses it: the connection ends
+      // as the handshake does, nothing is served.
+      const service = `demo-ponger.${namespace}.svc`;
+      const tcp: ProbeCheck = { name: "tcp", kind: "tcp", host: service, port: 8443 };
+      const results = await probeFromPod(
+        namespace,
+        "stranger",
+        [
+          tcp,
+          { name: "withoutCertificate", kind: "https", host: service, port: 8443, path: "/ping" },
           {
-            name: "stranger",
-            image: "pingpong-operator:dev",
-            imagePullPolicy: "Never",
-            command: ["/nodejs/bin/node", "-e", script],
-            env: [
-              { name: "CERT", value: strangerClient.certificatePem },
-              { name: "KEY", value: strangerClient.privateKeyPem },
-            ],
-            securityContext: {
-              allowPrivilegeEscalation: false,
-              readOnlyRootFilesystem: true,
-              capabilities: { drop: ["ALL"] },
-            },
+            name: "withAnotherCa",
+            kind: "https",
+            host: service,
+            port: 8443,
+            path: "/ping",
+            cert: strangerClient.certificatePem,
+            key: strangerClient.privateKeyPem,
           },
         ],
-      },
-    });
-    const logs = await eventually(
-      "the stranger pod to finish",
-      async () => {
-        const pod = await admin.get<V1Pod>(resources.pod, namespace, "stranger");
-        return pod?.status?.phase === "Succeeded" ? kubectl("-n", namespace, "logs", "stranger") : undefined;
-      },
+        tcp,
+      );
+      expect(results).toEqual({
+        admittedBy: "tcp",
+        tcp: "connected",
+        withoutCertificate: "refused: ECONNRESET socket hang up",
+        withAnotherCa: "refused: ECONNRESET socket hang up",
+      });
+      // The ponger that refused the first says why in its log (once a minute per peer: the second
+      // may have met the same ponger).
+      const pongerLogs = await kubectl(
+        "-n",
+        namespace,
+        "logs",
+        "-l",
+        selectorString("demo", "ponger"),
+        "--tail=-1",
+      );
+      expect(pongerLogs).toContain('"reason":"no client certificate was presented"');
+    } finally {
+      await setPolicies(true);
+    }
+    await eventually(
+      "the pair's NetworkPolicies back",
+      async () => ((await policies()).trim().split("\n").length === 2 ? true : undefined),
       60_000,
     );
-    const results = JSON.parse(logs) as Record<string, string>;
-    // The connection ends as the handshake does: nothing is served, not even a refusal.
-    expect(results.withoutCertificate).toBe("refused: ECONNRESET socket hang up");
-    expect(results.withAnotherCa).toBe("refused: ECONNRESET socket hang up");
-    // The ponger that refused the first says why in its log (once a minute per peer: the second may
-    // have met the same ponger).
-    const pongerLogs = await kubectl(
-      "-n",
-      namespace,
-      "logs",
-      "-l",
-      selectorString("demo", "ponger"),
-      "--tail=-1",
-    );
-    expect(pongerLogs).toContain('"reason":"no client certificate was presented"');
 
     const tlsOnly = await pairWhere(
       "tls-only",
@@ -369,7 +547,7 @@ const tryWith = (options) => new Promise((resolve) => {
     );
     expect(condition(tlsOnly, "PingHealthy")?.status).toBe("True");
     await kubectl("-n", namespace, "delete", "ppp", "tls-only", "--wait=false");
-  }, 180_000);
+  }, 240_000);
 
   it("repairs damage: a ponger pod, a leaf Secret, the operator's pod", async () => {
     const totals = await pingerTotals("demo");

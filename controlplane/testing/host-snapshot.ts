@@ -1,12 +1,12 @@
 /**
  * What a cluster could leave on the machine, read before it starts and after it stops, so a test can
- * say exactly what was left behind: processes, mounts, links, nftables tables, network namespaces,
- * pod cgroups, fixed host paths and the sysctls the node must not change.
+ * say exactly what was left behind: processes, mounts, links, nftables tables, iptables chains, ipsets,
+ * network namespaces, pod cgroups, fixed host paths and the sysctls the node must not change.
  */
 import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { host, processesMentioning } from "../host.ts";
-import { fixedHostPaths } from "../node.ts";
+import { fixedHostPaths, ipsets, iptablesChains } from "../node.ts";
 import { nftTables } from "../node-network.ts";
 
 // The node's own list, and where components would write if their flags were wrong.
@@ -26,6 +26,9 @@ export interface HostSnapshot {
   readonly mounts: string[];
   readonly links: string[];
   readonly tables: string[];
+  /** "family table chain" of the iptables-nft tables (the kubelet's, kube-router's). */
+  readonly iptablesChains: string[];
+  readonly ipsets: string[];
   readonly netns: string[];
   readonly podCgroups: string[];
   readonly paths: string[];
@@ -44,6 +47,8 @@ export async function expectNothingLeftSince(
   expect(after.mounts.filter((m) => !before.mounts.includes(m))).toEqual([]);
   expect(after.links.filter((l) => !before.links.includes(l))).toEqual([]);
   expect(after.tables).toEqual(before.tables);
+  expect(after.iptablesChains).toEqual(before.iptablesChains);
+  expect(after.ipsets).toEqual(before.ipsets);
   expect(after.netns).toEqual(before.netns);
   expect(after.podCgroups).toEqual(before.podCgroups);
   expect(after.paths).toEqual(before.paths);
@@ -59,6 +64,18 @@ export async function hostSnapshot(): Promise<HostSnapshot> {
     mounts: [...new Set(mountinfo.split("\n").map((l) => l.split(" ")[4] ?? ""))].filter(Boolean).sort(),
     links: links.map((l) => l.ifname).sort(),
     tables: (await nftTables()).sort(),
+    iptablesChains: (
+      await Promise.all(
+        ["ip", "ip6"].flatMap((family) =>
+          ["filter", "nat", "mangle", "raw"].map(async (table) =>
+            (await iptablesChains(family, table)).map((chain) => `${family} ${table} ${chain}`),
+          ),
+        ),
+      )
+    )
+      .flat()
+      .sort(),
+    ipsets: (await ipsets()).sort(),
     netns: (await readdir("/run/netns").catch(() => [])).sort(),
     podCgroups: cgroups.filter((c) => existsSync(`/sys/fs/cgroup/${c}/kubepods`)).sort(),
     paths: fixedPaths.filter((p) => existsSync(p)),

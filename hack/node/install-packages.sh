@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a local node needs: the container runtime (containerd, runc), CNI
-# plugins, nftables and conntrack for the network, and buildah + mmdebstrap for the images. Installs
+# plugins, nftables and conntrack for the network, iptables and ipset for kube-router's
+# network-policy controller, and buildah + mmdebstrap for the images. Installs
 # only what is missing; as a non-root user, says what to install instead.
 set -euo pipefail
 log() { printf 'hack/node/install-packages.sh: %s\n' "$*" >&2; }
@@ -13,6 +14,7 @@ declare -A wanted=(
   [nftables]=/usr/sbin/nft
   [iptables]=/usr/sbin/iptables
   [conntrack]=/usr/sbin/conntrack
+  [ipset]=/usr/sbin/ipset
   [buildah]=/usr/bin/buildah
   [mmdebstrap]=/usr/bin/mmdebstrap
 )
