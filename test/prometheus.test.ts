@@ -280,6 +280,7 @@ describe("the metric names the alerts and the dashboard use", () => {
         },
         intervalMs: 50,
         timeoutMs: 2_000,
+        startupGraceMs: 30_000,
         metrics: { address: "127.0.0.1", port: 0 },
         podName: "scraped-pinger",
       },

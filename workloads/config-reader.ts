@@ -144,8 +144,8 @@ export class ConfigReader {
     return fallback;
   }
 
-  /** A positive Go-style duration such as "500ms" or "2s", returned in milliseconds. */
-  duration(path: string, fallback: string): number {
+  /** A positive Go-style duration such as "500ms" or "2s" (or "0s" where `allowZero`), in milliseconds. */
+  duration(path: string, fallback: string, allowZero = false): number {
     const found = this.lookup(path);
     const text = found ? found.value : fallback;
     if (typeof text !== "string") {
@@ -154,8 +154,8 @@ export class ConfigReader {
     }
     try {
       const ms = parseDuration(text);
-      if (ms > 0) return ms;
-      this.problem(`${found?.where ?? path} must be longer than 0s`);
+      if (ms > 0 || (allowZero && ms === 0)) return ms;
+      this.problem(`${found?.where ?? path} must be ${allowZero ? "0s or longer" : "longer than 0s"}`);
     } catch (error) {
       this.problem(`${found?.where ?? path}: ${errorMessage(error)}`);
     }

@@ -133,6 +133,16 @@ describe("pinger config", () => {
     expect(config.ponger.url).toBe("https://demo-ponger.default.svc:8443/ping");
     expect(config.intervalMs).toBe(1_000);
     expect(config.timeoutMs).toBe(2_000);
+    expect(config.startupGraceMs).toBe(30_000);
+  });
+
+  it("takes a start-up grace of 0s (no wait for the ponger), and refuses a negative one", async () => {
+    const env = { PINGPONG_PONGER_URL: "http://127.0.0.1:1/ping" };
+    const none = await loadPingerConfig(undefined, { ...env, PINGPONG_STARTUP_GRACE: "0s" });
+    expect(none.startupGraceMs).toBe(0);
+    await expect(loadPingerConfig(undefined, { ...env, PINGPONG_STARTUP_GRACE: "-1s" })).rejects.toThrow(
+      /PINGPONG_STARTUP_GRACE/,
+    );
   });
 
   it("takes durations from the environment", async () => {

@@ -69,6 +69,7 @@ export async function runLocalDemo(logger: Logger): Promise<{ stop(): Promise<vo
       },
       intervalMs: 1_000,
       timeoutMs: 2_000,
+      startupGraceMs: 30_000,
       metrics: { address: "127.0.0.1", port: 0 },
       podName: "demo-pinger",
     },

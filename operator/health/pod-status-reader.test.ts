@@ -1,8 +1,21 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { V1Pod } from "@kubernetes/client-node";
-import { describe, expect, it } from "vitest";
-import { podMeaning, type PodReading, podTarget, readingsChanged, slimPod } from "./pod-status-reader.ts";
+import { afterEach, describe, expect, it } from "vitest";
+import { eventually } from "../../controlplane/testing.ts";
+import { createLogger } from "../../lib/logger.ts";
+import {
+  podMeaning,
+  type PodReading,
+  PodStatusReader,
+  podTarget,
+  readingsChanged,
+  slimPod,
+} from "./pod-status-reader.ts";
 
-const pod = (overrides: { phase?: string; ip?: string; component?: string; port?: number } = {}): V1Pod => ({
+const pod = (
+  overrides: { phase?: string; ip?: string; component?: string; port?: number; ready?: boolean } = {},
+): V1Pod => ({
   metadata: {
     name: "demo-pinger-abc",
     namespace: "ns",
@@ -22,7 +35,14 @@ const pod = (overrides: { phase?: string; ip?: string; component?: string; port?
       },
     ],
   },
-  status: { phase: overrides.phase ?? "Running", podIP: overrides.ip ?? "10.245.0.7", conditions: [] },
+  status: {
+    phase: overrides.phase ?? "Running",
+    podIP: overrides.ip ?? "10.245.0.7",
+    conditions: [
+      { type: "PodScheduled", status: "True" },
+      { type: "Ready", status: overrides.ready ? "True" : "False" },
+    ],
+  },
 });
 
 describe("where a pod's /status is", () => {
@@ -31,7 +51,9 @@ describe("where a pod's /status is", () => {
       pairKey: "ns/demo",
       component: "pinger",
       url: "http://10.245.0.7:9090/status",
+      ready: false,
     });
+    expect(podTarget(pod({ ready: true }))?.ready).toBe(true);
     expect(podTarget(pod({ ip: "fd00::7" }))?.url).toBe("http://[fd00::7]:9090/status");
   });
 
@@ -46,7 +68,47 @@ describe("where a pod's /status is", () => {
     expect(podTarget(slim)).toEqual(podTarget(pod()));
     expect(slim.metadata?.managedFields).toBeUndefined();
     expect(slim.spec?.containers[0]?.env).toBeUndefined();
-    expect(slim.status?.conditions).toBeUndefined();
+    expect(slim.status?.conditions).toEqual([{ type: "Ready", status: "False" }]);
+    expect(podTarget(slimPod(pod({ ready: true })))?.ready).toBe(true);
+  });
+});
+
+describe("when a pair's pods are read", () => {
+  const stops: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const stop of stops.splice(0)) await stop();
+  });
+
+  it("once at first, then at once when a pod turns Ready, not at the next interval", async () => {
+    let reads = 0;
+    const server = createServer((_req, res) => {
+      reads++;
+      res.writeHead(200, { "content-type": "application/json" }).end("{}");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    stops.push(() => new Promise((resolve) => server.close(() => resolve())));
+    const port = (server.address() as AddressInfo).port;
+    let pods = [pod({ ip: "127.0.0.1", port, ready: false })];
+    const changed: string[] = [];
+    const reader = new PodStatusReader({
+      intervalMs: 600_000,
+      pods: () => pods,
+      onChange: (key) => changed.push(key),
+      logger: createLogger("reader-test", { write: () => undefined }),
+      random: () => 0,
+    });
+    reader.start();
+    stops.push(() => reader.stop());
+    await eventually("the first read", () => Promise.resolve(reads === 1 ? true : undefined), 10_000);
+    expect(changed).toEqual(["ns/demo"]);
+    pods = [pod({ ip: "127.0.0.1", port, ready: true })];
+    // The interval is ten minutes: only the pod turning Ready can bring the second read.
+    await eventually(
+      "a read after the pod turned Ready",
+      () => Promise.resolve(reads === 2 ? true : undefined),
+      10_000,
+    );
+    expect(reader.readingsOf("ns", "demo").pods).toHaveLength(1);
   });
 });
 
@@ -89,6 +151,15 @@ describe("whether readings say something new", () => {
       ),
     ).toBe(true);
     expect(readingsChanged(base, new Map([...base, ["p2", podMeaning(reading({}))]]), 300_000)).toBe(true);
+  });
+
+  it("for every read that saw more pings while a starting pinger's window fills, not once it is full", () => {
+    const starting = (sent: number) => meanings(reading({ sent, succeeded: sent }, { sent }));
+    expect(readingsChanged(starting(3), starting(13), 300_000)).toBe(true);
+    expect(readingsChanged(starting(13), starting(13), 300_000)).toBe(false);
+    // Full: pings have left the window (the pinger sent more than it holds).
+    const full = (sent: number) => meanings(reading({ sent: 60, succeeded: 60 }, { sent }));
+    expect(readingsChanged(full(70), full(80), 300_000)).toBe(false);
   });
 
   it("for a last pong one refresh period newer", () => {

@@ -5,6 +5,9 @@
  * - Per pair, not per pod: a pair's pods are read together, so one read wakes one reconcile.
  * - Jitter: each pair's next read is the interval +/- 10%, and a new pair's first read is spread
  *   over a second, so 1000 pairs do not all fire on the same tick.
+ * - Prompt: a pair is read at the next tick (within a second) when one of its pods turns Ready (a
+ *   pinger is Ready once it has had a pong): what a user waits for after applying a pair is not
+ *   held back to the next interval. That is one read per pod start, none at steady state.
  * - Bounded: at most `concurrency` reads at once, each with a short timeout and a capped body.
  * - Quiet: a pair is woken only when what its readings mean changed (a failure, a certificate or
  *   trust bundle loaded, a pod unreachable, a pong a refresh period newer), not on every read.
@@ -58,7 +61,7 @@ const maxStatusBytes = 256 * 1024;
 /** The pair a workload pod belongs to, its component, and where its /status is; undefined if not running. */
 export function podTarget(
   pod: V1Pod,
-): { pairKey: string; component: WorkloadComponent; url: string } | undefined {
+): { pairKey: string; component: WorkloadComponent; url: string; ready: boolean } | undefined {
   const component = pod.metadata?.labels?.[componentLabel];
   const pair = pod.metadata?.labels?.[instanceLabel];
   if ((component !== "ponger" && component !== "pinger") || !pair) return undefined;
@@ -73,15 +76,17 @@ export function podTarget(
     pairKey: `${pod.metadata?.namespace ?? ""}/${pair}`,
     component,
     url: `http://${host}:${port}/status`,
+    ready: pod.status.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true,
   };
 }
 
 /**
- * What the operator keeps of a pod: where it runs and what it belongs to. Pods are the most
- * numerous objects it caches (two or more per pair), so the rest is dropped on arrival.
+ * What the operator keeps of a pod: where it runs, whether it is Ready, and what it belongs to. Pods
+ * are the most numerous objects it caches (two or more per pair), so the rest is dropped on arrival.
  */
 export function slimPod(pod: V1Pod): V1Pod {
   const { name, namespace, uid, resourceVersion, labels, deletionTimestamp } = pod.metadata ?? {};
+  const ready = pod.status?.conditions?.find((c) => c.type === "Ready");
   return {
     apiVersion: pod.apiVersion,
     kind: pod.kind,
@@ -92,7 +97,11 @@ export function slimPod(pod: V1Pod): V1Pod {
         ...(c.ports ? { ports: c.ports.map((p) => ({ name: p.name, containerPort: p.containerPort })) } : {}),
       })),
     },
-    status: { phase: pod.status?.phase, podIP: pod.status?.podIP },
+    status: {
+      phase: pod.status?.phase,
+      podIP: pod.status?.podIP,
+      ...(ready ? { conditions: [{ type: "Ready", status: ready.status }] } : {}),
+    },
   };
 }
 
@@ -115,6 +124,11 @@ export interface PodMeaning {
   readonly p99?: number | null | undefined;
   readonly ponged?: string | undefined;
   readonly lastPong?: number | undefined;
+  /**
+   * Pings in the window while it is still filling (nothing has left it yet: the pinger is younger
+   * than its window), so that status follows a starting pinger instead of freezing its first read.
+   */
+  readonly filling?: number | undefined;
 }
 
 export function podMeaning(reading: PodReading): PodMeaning {
@@ -132,6 +146,7 @@ export function podMeaning(reading: PodReading): PodMeaning {
     { failed?: number; sent?: number; succeeded?: number; latencyP99Ms?: number | null } | undefined;
   const lastPong =
     typeof reading.status?.lastPongTime === "string" ? Date.parse(reading.status.lastPongTime) : 0;
+  const filling = typeof reading.status?.sent === "number" && reading.status.sent === window?.sent;
   return {
     ...meaning,
     failed: window?.failed,
@@ -141,13 +156,15 @@ export function podMeaning(reading: PodReading): PodMeaning {
       .sort()
       .join(","),
     lastPong,
+    filling: filling ? window.sent : undefined,
   };
 }
 
 /**
  * Whether a pair's readings say something new since `before` (what was last acted on): a pod came
  * or went or became unreadable, loaded other certificates, a ping failed, the success percentage
- * or the set of ponger pods changed, P99 doubled or halved, or the last pong is `refreshMs` newer.
+ * or the set of ponger pods changed, P99 doubled or halved, the last pong is `refreshMs` newer, or
+ * a starting pinger's window (still filling) holds more pings.
  * Compared with what was acted on, not with the previous read, so slow drift still counts and
  * noise around a threshold does not.
  */
@@ -164,7 +181,8 @@ export function readingsChanged(
     if (
       previous.failed !== next.failed ||
       previous.success !== next.success ||
-      previous.ponged !== next.ponged
+      previous.ponged !== next.ponged ||
+      previous.filling !== next.filling
     )
       return true;
     if (latencyMoved(previous.p99, next.p99)) return true;
@@ -180,6 +198,8 @@ interface PairState {
   readings: Map<string, PodReading>;
   /** Its running pods, as of the last tick. */
   pods: { name: string; component: WorkloadComponent; url: string }[];
+  /** Those of them that were Ready at the last tick. */
+  ready: Set<string>;
 }
 
 export class PodStatusReader {
@@ -234,22 +254,36 @@ export class PodStatusReader {
   private tick(): void {
     const now = Date.now();
     const random = this.options.random ?? Math.random;
-    const byPair = new Map<string, { name: string; component: WorkloadComponent; url: string }[]>();
+    const byPair = new Map<
+      string,
+      { pods: { name: string; component: WorkloadComponent; url: string }[]; ready: Set<string> }
+    >();
     for (const pod of this.options.pods()) {
       const target = podTarget(pod);
       if (!target) continue;
-      const list = byPair.get(target.pairKey) ?? [];
-      list.push({ name: pod.metadata?.name ?? "", component: target.component, url: target.url });
-      byPair.set(target.pairKey, list);
+      const pair = byPair.get(target.pairKey) ?? { pods: [], ready: new Set<string>() };
+      const name = pod.metadata?.name ?? "";
+      pair.pods.push({ name, component: target.component, url: target.url });
+      if (target.ready) pair.ready.add(name);
+      byPair.set(target.pairKey, pair);
     }
     for (const key of this.pairs.keys()) if (!byPair.has(key)) this.pairs.delete(key);
-    for (const [key, pods] of byPair) {
+    for (const [key, { pods, ready }] of byPair) {
       let state = this.pairs.get(key);
       if (!state) {
-        state = { nextReadAt: now + random() * 1_000, notified: new Map(), readings: new Map(), pods };
+        state = {
+          nextReadAt: now + random() * 1_000,
+          notified: new Map(),
+          readings: new Map(),
+          pods,
+          ready,
+        };
         this.pairs.set(key, state);
       }
+      if ([...ready].some((name) => !state.ready.has(name)))
+        state.nextReadAt = Math.min(state.nextReadAt, now);
       state.pods = pods;
+      state.ready = ready;
       if (state.nextReadAt > now || this.reading.has(key)) continue;
       state.nextReadAt = now + this.options.intervalMs * (0.9 + 0.2 * random());
       void this.readPair(key, state, pods);

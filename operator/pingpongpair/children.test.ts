@@ -67,6 +67,11 @@ describe("the workload builders", () => {
       expect(workloadNodeOptions[component]).not.toContain("--jitless");
       expect(c.livenessProbe?.httpGet).toMatchObject({ path: "/healthz", port: "metrics" });
       expect(c.readinessProbe?.httpGet).toMatchObject({ path: "/readyz", port: "metrics" });
+      // Ready within a second of serving: probed every second until then.
+      expect(c.startupProbe).toMatchObject({
+        httpGet: { path: "/healthz", port: "metrics" },
+        periodSeconds: 1,
+      });
     }
   });
 

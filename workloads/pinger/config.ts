@@ -13,6 +13,8 @@ export interface PingerConfig {
   };
   readonly intervalMs: number;
   readonly timeoutMs: number;
+  /** How long the pinger may wait, when it starts, for the ponger to be reachable (pinger.ts); 0: no wait. */
+  readonly startupGraceMs: number;
   readonly metrics: { readonly address: string; readonly port: number };
   readonly podName: string;
 }
@@ -32,6 +34,7 @@ export async function loadPingerConfig(
     ponger: { url, acceptCert, clientCertificate, clientPrivateKey },
     intervalMs: r.duration("interval", "1s"),
     timeoutMs: r.duration("timeout", "2s"),
+    startupGraceMs: r.duration("startupGrace", "30s", true),
     metrics: { address: r.string("metrics.address", "0.0.0.0"), port: r.port("metrics.port", 9090) },
     podName: env.POD_NAME ?? env.HOSTNAME ?? hostname(),
   };

@@ -26,6 +26,12 @@ export class PingResults {
   /** Epoch milliseconds. */
   private lastPongTime: number | undefined;
   private lastFailure: (PingFailure & { at: number }) | undefined;
+  /** The wait for the ponger to be reachable when the pinger started (pinger.ts). */
+  private readonly startup = {
+    unreachedAttempts: 0,
+    reachedAfterMs: null as number | null,
+    lastAttempt: null as PingFailure | null,
+  };
 
   private readonly sentTotal = new Counter({
     name: "ping_requests_sent_total",
@@ -42,6 +48,11 @@ export class PingResults {
     name: "ping_pongs_total",
     help: "Pongs received, by the ponger pod that answered.",
     labelNames: ["ponger_pod"] as const,
+    registers: [this.registry],
+  });
+  private readonly startupAttempts = new Counter({
+    name: "ping_startup_attempts_total",
+    help: "Attempts that did not reach the ponger while the pinger started (not pings: in no other series).",
     registers: [this.registry],
   });
   private readonly rtt = new Histogram({
@@ -82,8 +93,31 @@ export class PingResults {
     this.logger.warn({ reason: failure.reason, code: failure.code, error: failure.message }, "Ping failed");
   }
 
+  /** An attempt, while starting, that could not reach the ponger: counted apart from pings. */
+  unreachedAttempt(failure: PingFailure): void {
+    this.startup.unreachedAttempts++;
+    this.startup.lastAttempt = failure;
+    this.startupAttempts.inc();
+    this.logger.debug({ reason: failure.reason, error: failure.message }, "The ponger is not reachable yet");
+  }
+
+  /** The ponger answered for the first time, `waitedMs` after the pinger started. */
+  reached(waitedMs: number): void {
+    this.startup.reachedAfterMs = Math.round(waitedMs);
+    this.logger.info(
+      { waitedMs: this.startup.reachedAfterMs, unreachedAttempts: this.startup.unreachedAttempts },
+      "Reached the ponger",
+    );
+  }
+
   readiness(): Readiness {
     const recent = this.window.recent(readinessWindow);
+    const waiting = this.startup.lastAttempt;
+    if (recent.length === 0 && waiting)
+      return {
+        ready: false,
+        reason: `the ponger is not reachable yet (${this.startup.unreachedAttempts} attempts): ${waiting.message}`,
+      };
     if (recent.length === 0) return { ready: false, reason: "no ping has completed yet" };
     if (recent.every((r) => !r.ok)) {
       return {
@@ -106,6 +140,10 @@ export class PingResults {
       pongsByPod: this.pongsByPod.counts(),
       failuresByReason: { ...this.failuresByReason },
       lastFailure: this.lastFailure ? { ...this.lastFailure, at: isoTime(this.lastFailure.at) } : null,
+      startup: {
+        unreachedAttempts: this.startup.unreachedAttempts,
+        reachedAfterMs: this.startup.reachedAfterMs,
+      },
     };
   }
 

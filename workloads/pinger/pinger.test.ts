@@ -87,6 +87,8 @@ async function pinger(
         : { url },
       intervalMs: 20,
       timeoutMs: 1_000,
+      // Most tests count every ping from the first; the start-up wait has tests of its own.
+      startupGraceMs: 0,
       metrics: { address: "127.0.0.1", port: 0 },
       podName: "pinger-0",
       ...overrides,
@@ -111,14 +113,14 @@ async function until(
   }
 }
 
-/** Listens on loopback; the cleanup destroys open connections so close() cannot hang on them. */
-async function listen(server: Server | TcpServer): Promise<string> {
+/** Listens on loopback (on `port`, or one it picks); the cleanup destroys open connections so close() cannot hang on them. */
+async function listen(server: Server | TcpServer, port = 0): Promise<string> {
   const sockets = new Set<Socket>();
   server.on("connection", (socket: Socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   const address = server.address();
   cleanups.push(
     () =>
@@ -210,6 +212,70 @@ describe("pinger pod counts", () => {
     expect(Object.keys(status.pongsByPod).length).toBe(64);
     const metrics = await (await fetch(`${p.probes.url}/metrics`)).text();
     expect(metrics.match(/^ping_pongs_total\{/gm)).toHaveLength(64);
+  });
+});
+
+/** A plain-HTTP ponger answering every request with `status` and `body`, as pod `pod`. */
+const answering = (status: number, body: string, pod = "ponger-late") =>
+  createServer((_req, res) => {
+    res.writeHead(status, { "x-ponger-pod": pod }).end(body);
+  });
+
+/** A loopback port nothing listens on (yet). */
+async function closedPort(): Promise<number> {
+  const probe = createTcpServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const address = probe.address();
+  await new Promise((resolve) => probe.close(resolve));
+  return typeof address === "object" && address ? address.port : 0;
+}
+
+describe("pinger start-up: waiting until the ponger is reachable", () => {
+  it("does not count attempts before the ponger listens; its first answer is the first ping", async () => {
+    const port = await closedPort();
+    const p = await pinger(`http://127.0.0.1:${port}/ping`, undefined, {
+      intervalMs: 1_000,
+      startupGraceMs: 30_000,
+    });
+    await until(p, (s) => s.startup.unreachedAttempts >= 3);
+    const waiting = await fetch(`${p.probes.url}/readyz`);
+    expect(waiting.status).toBe(503);
+    expect(await waiting.text()).toMatch(
+      /the ponger is not reachable yet \(\d+ attempts\): connection failed/,
+    );
+    await listen(answering(200, "pong"), port);
+    const status = await until(p, (s) => s.succeeded >= 1);
+    expect(status).toMatchObject({ sent: 1, succeeded: 1, failed: 0, lastFailure: null });
+    expect(status.window).toMatchObject({ sent: 1, succeeded: 1, failed: 0 });
+    expect(status.startup.reachedAfterMs).toBeGreaterThan(0);
+    // Attempts are made every 250 ms (the interval is 1 s), so the ponger is reached within about that.
+    expect(status.startup.unreachedAttempts).toBeGreaterThanOrEqual(3);
+    const metrics = await (await fetch(`${p.probes.url}/metrics`)).text();
+    expect(metricValue(metrics, "ping_startup_attempts_total")).toBe(status.startup.unreachedAttempts);
+    expect(metricValue(metrics, "ping_requests_sent_total")).toBe(1);
+    expect(metrics).not.toMatch(/^ping_failures_total\{/m);
+    expect((await fetch(`${p.probes.url}/readyz`)).status).toBe(200);
+  });
+
+  it("ends the wait at the first answer, a failed one too: a ponger that answers 503 was reached", async () => {
+    const address = await listen(answering(503, "overloaded"));
+    const p = await pinger(`http://${address}/ping`, undefined, { intervalMs: 50, startupGraceMs: 30_000 });
+    const status = await until(p, (s) => s.failed >= 2);
+    expect(status.startup).toMatchObject({ unreachedAttempts: 0 });
+    expect(status.startup.reachedAfterMs).not.toBeNull();
+    expect(status.failuresByReason.http_status).toBe(status.failed);
+  });
+
+  it("counts every failure once the grace has passed without reaching the ponger", async () => {
+    const port = await closedPort();
+    const p = await pinger(`http://127.0.0.1:${port}/ping`, undefined, {
+      intervalMs: 50,
+      startupGraceMs: 300,
+    });
+    const status = await until(p, (s) => s.failed >= 2);
+    expect(status.startup.reachedAfterMs).toBeNull();
+    expect(status.startup.unreachedAttempts).toBeGreaterThanOrEqual(1);
+    expect(status.failuresByReason.connection).toBe(status.failed);
   });
 });
 

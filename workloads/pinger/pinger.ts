@@ -3,6 +3,16 @@
  * Each result goes to PingResults (status, readiness, metrics, log); certificates are swapped in by
  * building a new connection pool: new pings use it at once, pings in flight finish on the old one,
  * which is closed once their deadline has passed.
+ *
+ * A pinger usually starts next to its first ponger, before the ponger's Service has a ready endpoint
+ * that kube-proxy has programmed and before the node's NetworkPolicy engine admits the new pod: for
+ * a second or a few, a connection is refused or its SYN is dropped (and retried by TCP a second
+ * later). So it starts by waiting until the ponger is reachable: an attempt every 250 ms, each
+ * abandoned after 750 ms (before TCP's first retransmission), until one connects and is answered;
+ * that answer is its first ping. Attempts that could not connect are not pings: they are counted on
+ * their own (/status `startup`, `ping_startup_attempts_total`). The wait ends at the first answer
+ * of any kind (a TLS or HTTP failure is a failed ping: the ponger was reached) or after
+ * `startupGrace` (30 s), after which every failure counts.
  */
 import type { Pool } from "undici";
 import type { Logger } from "../../lib/logger.ts";
@@ -76,9 +86,12 @@ class PongerConnections {
   }
 }
 
-/** Calls `tick` every `intervalMs` at a fixed rate (a slow tick does not delay the next); returns stop. */
-function everyInterval(intervalMs: number, tick: () => void): () => void {
-  let next = performance.now();
+/**
+ * Calls `tick` every `intervalMs` at a fixed rate (a slow tick does not delay the next), the first
+ * time at once or after `firstAfterMs`; returns stop.
+ */
+function everyInterval(intervalMs: number, tick: () => void, firstAfterMs = 0): () => void {
+  let next = performance.now() + firstAfterMs;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const run = () => {
@@ -89,12 +102,20 @@ function everyInterval(intervalMs: number, tick: () => void): () => void {
     if (next < now) next = now;
     timer = setTimeout(run, next - now);
   };
-  run();
+  if (firstAfterMs > 0) timer = setTimeout(run, firstAfterMs);
+  else run();
   return () => {
     stopped = true;
     clearTimeout(timer);
   };
 }
+
+/** How often, and how long each, the pinger tries to reach the ponger while it starts. */
+export const startupAttemptIntervalMs = 250;
+export const startupAttemptDeadlineMs = 750;
+
+/** Failures that mean the ponger was not reached (no connection), as opposed to answered badly. */
+const unreached = new Set<string>(["connection", "timeout"]);
 
 export async function startPinger(config: PingerConfig, logger: Logger): Promise<Pinger> {
   const { url } = config.ponger;
@@ -106,31 +127,75 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
     presentsCertificate: config.ponger.clientCertificate !== undefined,
   };
 
+  /** One GET with `deadlineMs`: a pong (its pod), or why it is not one. */
+  async function exchange(
+    deadlineMs: number,
+  ): Promise<{ pod: string; failure?: undefined } | { failure: PingFailure }> {
+    try {
+      const answer = await sendPing(connections.pool, target, deadlineMs);
+      const failure = judgeAnswer(answer);
+      return failure ? { failure } : { pod: answer.pod ?? "unknown" };
+    } catch (error) {
+      return { failure: classifyError(error, { ...pingContext, timeoutMs: deadlineMs }) };
+    }
+  }
+
   async function pingOnce(): Promise<void> {
     const started = performance.now();
     results.sent(url);
-    let failure: PingFailure | undefined;
-    try {
-      const answer = await sendPing(connections.pool, target, config.timeoutMs);
-      failure = judgeAnswer(answer);
-      if (!failure) {
-        results.succeeded(Date.now(), performance.now() - started, answer.pod ?? "unknown");
-        return;
-      }
-    } catch (error) {
-      failure = classifyError(error, pingContext);
-    }
-    results.failed(Date.now(), failure);
+    const result = await exchange(config.timeoutMs);
+    if (result.failure) results.failed(Date.now(), result.failure);
+    else results.succeeded(Date.now(), performance.now() - started, result.pod);
   }
 
   const inFlight = new Set<Promise<void>>();
+  const track = (work: Promise<void>) => {
+    inFlight.add(work);
+    void work.finally(() => inFlight.delete(work));
+  };
   let stopping = false;
-  const stopPinging = everyInterval(config.intervalMs, () => {
-    const ping = pingOnce();
-    inFlight.add(ping);
-    void ping.finally(() => inFlight.delete(ping));
-  });
-  logger.info({ url, intervalMs: config.intervalMs, timeoutMs: config.timeoutMs }, "Pinger started");
+  const startPinging = (firstAfterMs = 0) =>
+    everyInterval(config.intervalMs, () => track(pingOnce()), firstAfterMs);
+
+  const waitStarted = performance.now();
+  let waiting = config.startupGraceMs > 0;
+  /** One attempt to reach the ponger while starting; the first that is answered is the first ping. */
+  async function attempt(): Promise<void> {
+    const started = performance.now();
+    const result = await exchange(Math.min(config.timeoutMs, startupAttemptDeadlineMs));
+    if (!waiting || stopping) return;
+    if (result.failure && unreached.has(result.failure.reason)) {
+      results.unreachedAttempt(result.failure);
+      if (performance.now() - waitStarted < config.startupGraceMs) return;
+      logger.warn(
+        { graceMs: config.startupGraceMs, reason: result.failure.reason, error: result.failure.message },
+        "The ponger was not reached while starting: every failed ping counts from now on",
+      );
+    } else {
+      results.reached(performance.now() - waitStarted);
+      results.sent(url);
+      if (result.failure) results.failed(Date.now(), result.failure);
+      else results.succeeded(Date.now(), performance.now() - started, result.pod);
+    }
+    waiting = false;
+    stopPinging();
+    // The answer was this interval's ping; a wait that ran out goes straight on.
+    stopPinging = startPinging(
+      result.failure && unreached.has(result.failure.reason) ? 0 : config.intervalMs,
+    );
+  }
+  let stopPinging = waiting
+    ? everyInterval(Math.min(config.intervalMs, startupAttemptIntervalMs), () => track(attempt()))
+    : startPinging();
+  logger.info(
+    {
+      url,
+      intervalMs: config.intervalMs,
+      timeoutMs: config.timeoutMs,
+      startupGraceMs: config.startupGraceMs,
+    },
+    "Pinger started",
+  );
 
   const { reloader } = connections;
   const probes = await startProbeServer({
