@@ -2,7 +2,8 @@
  * End-to-end benchmark on the real node: a cluster with its node, config/default installed (the
  * operator as a pod of the image from the Dockerfile; --ca-rotation-step 20s instead of the shipped
  * 2m so that a CA rotation fits, everything else as shipped). Measures apply -> Ready (PingHealthy
- * True) for 10 pairs one at a time and 10 at once; leaf and CA rotation of a pair pinging 10 times a
+ * True) for 10 pairs one at a time and 10 at once (next to the first ten), with the timeline of the
+ * phases in between (bench/timeline.ts); leaf and CA rotation of a pair pinging 10 times a
  * second (failed pings, time to complete); memory of one pair's pods and of the operator's pod.
  */
 import { readFile } from "node:fs/promises";
@@ -14,6 +15,7 @@ import { connectionFromKubeconfig } from "../operator/runtime/cluster-connection
 import { KubeClient } from "../operator/runtime/kube-client.ts";
 import { resources } from "../operator/runtime/resources.ts";
 import { report, summarize } from "./report.ts";
+import { Timeline } from "./timeline.ts";
 
 const namespace = "bench-e2e";
 
@@ -49,9 +51,11 @@ export async function benchEndToEnd(): Promise<void> {
         spec: { pinger: { interval } },
       });
 
+    const timeline = new Timeline(admin, namespace);
     const oneByOne: number[] = [];
     for (let i = 0; i < 10; i++) {
       const started = performance.now();
+      timeline.applied(`one-${i}`);
       await create(`one-${i}`);
       await holds(`one-${i}`, ready);
       oneByOne.push(performance.now() - started);
@@ -64,9 +68,22 @@ export async function benchEndToEnd(): Promise<void> {
       `p99 ${(p99 / 1000).toFixed(1)} s over 10`,
     );
     const burstStart = performance.now();
-    await Promise.all(Array.from({ length: 10 }, (_, i) => create(`burst-${i}`)));
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) => {
+        timeline.applied(`burst-${i}`);
+        return create(`burst-${i}`);
+      }),
+    );
     await Promise.all(Array.from({ length: 10 }, (_, i) => holds(`burst-${i}`, ready)));
-    report("apply 10 at once -> all Ready", (performance.now() - burstStart) / 1000, "s");
+    report(
+      "apply 10 at once (next to 10 running) -> all Ready",
+      (performance.now() - burstStart) / 1000,
+      "s",
+    );
+    await timeline.stop();
+    const names = (prefix: string) => Array.from({ length: 10 }, (_, i) => `${prefix}-${i}`);
+    timeline.print("one at a time", names("one"));
+    timeline.print("ten at once", names("burst"));
     await kubectl("-n", namespace, "delete", "ppp", "--all", "--wait=false");
 
     // One pair pinging 10 times a second, rotated twice.
