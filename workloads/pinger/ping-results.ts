@@ -78,7 +78,7 @@ export class PingResults {
     this.totals.succeeded++;
     this.forget(this.pongsByPod.add(pod, at));
     this.lastPongTime = at;
-    this.window.record({ at, ok: true, rttMs });
+    this.window.record({ at, ok: true, rttMs, pod });
     this.pongsTotal.inc({ ponger_pod: pod });
     this.rtt.observe(rttMs / 1000);
     this.logger.info({ pod, rttMs: Math.round(rttMs * 100) / 100 }, "Got pong");
@@ -137,7 +137,7 @@ export class PingResults {
       window: snapshot,
       latencyP50Ms: snapshot.latencyP50Ms,
       latencyP99Ms: snapshot.latencyP99Ms,
-      pongsByPod: this.pongsByPod.counts(),
+      pongsByPod: this.windowPongsByPod(now),
       failuresByReason: { ...this.failuresByReason },
       lastFailure: this.lastFailure ? { ...this.lastFailure, at: isoTime(this.lastFailure.at) } : null,
       startup: {
@@ -145,6 +145,16 @@ export class PingResults {
         reachedAfterMs: this.startup.reachedAfterMs,
       },
     };
+  }
+
+  /**
+   * Pongs in the window by pod, like `window.sent`: a pod that left the window (a rollout replaced
+   * it) is not listed. Only pods the bounded set still tracks, so a ponger that names itself anew in
+   * every answer cannot grow /status.
+   */
+  private windowPongsByPod(now: number): Record<string, number> {
+    const tracked = this.pongsByPod.counts();
+    return Object.fromEntries(Object.entries(this.window.pongsByPod(now)).filter(([pod]) => pod in tracked));
   }
 
   /** Pods no longer counted lose their series too. */

@@ -43,6 +43,18 @@ describe("PingWindow", () => {
     expect(window.snapshot(5_000)).toMatchObject({ sent: 0, successRatio: null, latencyP50Ms: null });
   });
 
+  it("counts pongs by ponger pod over the same window as sent", () => {
+    const window = new PingWindow(1_000);
+    window.record({ at: 0, ok: true, rttMs: 1, pod: "old" });
+    window.record({ at: 500, ok: true, rttMs: 1, pod: "new" });
+    window.record({ at: 600, ok: false, rttMs: 0, reason: "timeout" });
+    window.record({ at: 700, ok: true, rttMs: 1, pod: "new" });
+    expect(window.pongsByPod(900)).toEqual({ old: 1, new: 2 });
+    // "old" left the window with its pong: a rollout that replaced it is not shown as still answering.
+    expect(window.pongsByPod(1_200)).toEqual({ new: 2 });
+    expect(window.snapshot(1_200).sent).toBe(3);
+  });
+
   it("caps memory at maxResults", () => {
     const window = new PingWindow(60_000, 5);
     for (let i = 0; i < 20; i++) window.record({ at: i, ok: true, rttMs: i });

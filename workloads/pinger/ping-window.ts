@@ -9,6 +9,8 @@ export interface PingResult {
   readonly rttMs: number;
   /** Why it failed (workloads/pinger/failure.ts), for failed pings. */
   readonly reason?: string;
+  /** The ponger pod that answered, for pongs. */
+  readonly pod?: string;
 }
 
 export interface PingWindowSnapshot {
@@ -72,6 +74,14 @@ export class PingWindow {
       latencyP99Ms: round(quantile(latencies, 0.99)),
       failuresByReason,
     };
+  }
+
+  /** Pongs in the window by the pod that answered (the same window as `sent`). */
+  pongsByPod(now: number): Record<string, number> {
+    this.prune(now);
+    const counts: Record<string, number> = {};
+    for (const r of this.results) if (r.ok && r.pod !== undefined) counts[r.pod] = (counts[r.pod] ?? 0) + 1;
+    return counts;
   }
 
   /** The last `count` results, newest last. */
