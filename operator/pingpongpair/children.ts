@@ -185,12 +185,12 @@ function container(context: BuildContext, component: "ponger" | "pinger"): V1Con
     // Every second until the program serves (up to a minute), and the kubelet runs the readiness
     // probe the moment this one passes: a ponger is Ready within a second of serving, not at the
     // next readiness tick. A pinger is ready once it has had a pong, which comes a little later:
-    // its readiness probe runs every 2 s (the ponger's every 5 s), failing after 6 s (10 s).
+    // its readiness probe runs every second (the ponger's every 5 s), failing after 6 s (10 s).
     startupProbe: { httpGet: { path: "/healthz", port: "metrics" }, periodSeconds: 1, failureThreshold: 60 },
     livenessProbe: { httpGet: { path: "/healthz", port: "metrics" }, periodSeconds: 10, failureThreshold: 3 },
     readinessProbe:
       component === "pinger"
-        ? { httpGet: { path: "/readyz", port: "metrics" }, periodSeconds: 2, failureThreshold: 3 }
+        ? { httpGet: { path: "/readyz", port: "metrics" }, periodSeconds: 1, failureThreshold: 6 }
         : { httpGet: { path: "/readyz", port: "metrics" }, periodSeconds: 5, failureThreshold: 2 },
     resources: hasResources
       ? {
