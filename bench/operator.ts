@@ -8,7 +8,7 @@
  * 250 MB, ~0 writes per minute, event-loop lag p99 < 50 ms, also while 100 pairs rotate.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { KubernetesObject, V1Deployment } from "@kubernetes/client-node";
@@ -25,7 +25,7 @@ import { CliProcess } from "../workloads/testing/processes.ts";
 import { WorkerPoolMinter } from "../operator/pki/minter.ts";
 import { metricValue } from "../workloads/testing/tls-client.ts";
 import { mintLeaves } from "./pki.ts";
-import { report, summarize } from "./report.ts";
+import { cpuSecondsByCommand, report, summarize } from "./report.ts";
 
 export const distCli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const namespace = "bench";
@@ -166,7 +166,10 @@ export async function benchOperator(): Promise<void> {
     clients.push(admin);
     await installOperator(admin, "pingpong-system");
     await admin.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
-    const started = await startOperatorProcess(plane, dir, [], nodeOptions);
+    // BENCH_OPERATOR_ARGS: extra flags for the operator, e.g. "--workers 8", to compare settings.
+    const extraArgs = (process.env.BENCH_OPERATOR_ARGS ?? "").split(/\s+/).filter((a) => a !== "");
+    if (extraArgs.length > 0) console.log(`operator flags: ${extraArgs.join(" ")}`);
+    const started = await startOperatorProcess(plane, dir, extraArgs, nodeOptions);
     operator = started.process;
     const url = started.url;
 
@@ -211,13 +214,26 @@ export async function benchOperator(): Promise<void> {
     // leaves a pair, each with its RSA 2048 key) issued on a worker pool of the operator's size.
     const floorPool = new WorkerPoolMinter();
     let floorSeconds: number;
+    let floorCpu: NodeJS.CpuUsage;
     try {
       await mintLeaves(floorPool, floorPool.size * 2); // the workers started, as the operator's are
+      const floorCpuBefore = process.cpuUsage();
       floorSeconds = (await mintLeaves(floorPool, 300)).seconds;
+      floorCpu = process.cpuUsage(floorCpuBefore);
     } finally {
       await floorPool.close();
     }
-    report("floor: 300 certificates on a worker pool of the operator's size", floorSeconds, "s");
+    report(
+      "floor: 300 certificates on a worker pool of the operator's size",
+      floorSeconds,
+      "s",
+      `${((floorCpu.user + floorCpu.system) / 1e6).toFixed(1)} s of CPU`,
+    );
+    // Where the machine's CPU goes during the burst: the operator, and the control plane it writes to.
+    const planeCommands = ["kube-apiserver", "etcd", "kube-controller"];
+    const operatorCpu = async () => metricValue(await metrics(url), "process_cpu_seconds_total") ?? 0;
+    const cpuBefore = { operator: await operatorCpu(), plane: await cpuSecondsByCommand(planeCommands) };
+    const benchCpuBefore = process.cpuUsage();
     const burstStart = performance.now();
     const burst = Array.from({ length: 100 }, (_, i) => `burst-${i}`);
     await Promise.all(burst.map(create));
@@ -228,6 +244,20 @@ export async function benchOperator(): Promise<void> {
       burstLatencies.max / 1000,
       "s",
       `p50 ${(burstLatencies.p50 / 1000).toFixed(1)} s (target < 30 s)`,
+    );
+    const cpuAfter = { operator: await operatorCpu(), plane: await cpuSecondsByCommand(planeCommands) };
+    const benchCpu = process.cpuUsage(benchCpuBefore);
+    report(
+      "CPU seconds during the burst",
+      cpuAfter.operator - cpuBefore.operator,
+      "s operator",
+      [
+        ...planeCommands.map(
+          (c) => `${c} ${((cpuAfter.plane.get(c) ?? 0) - (cpuBefore.plane.get(c) ?? 0)).toFixed(1)} s`,
+        ),
+        `this benchmark ${((benchCpu.user + benchCpu.system) / 1e6).toFixed(1)} s`,
+        `(${((burstLatencies.max / 1000) * availableParallelism()).toFixed(1)} s of CPU in ${availableParallelism()} cores)`,
+      ].join(", "),
     );
     report(
       "100 pairs at once / floor",

@@ -1,5 +1,31 @@
-/** Small helpers shared by the benchmarks: timing, quantiles and one printed line per result. */
+/** Small helpers shared by the benchmarks: timing, quantiles, CPU time and one printed line per result. */
+import { execFileSync } from "node:child_process";
+import { readdir, readFile } from "node:fs/promises";
 import { monitorEventLoopDelay } from "node:perf_hooks";
+
+const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+
+/** User + system CPU seconds a process has used. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+}
+
+/** CPU seconds used so far by every process whose command name is one of `names`, by name. */
+export async function cpuSecondsByCommand(names: readonly string[]): Promise<Map<string, number>> {
+  const totals = new Map<string, number>(names.map((n) => [n, 0]));
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const comm = (await readFile(`/proc/${entry}/comm`, "utf8")).trim();
+      if (totals.has(comm)) totals.set(comm, (totals.get(comm) ?? 0) + (await cpuSeconds(Number(entry))));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return totals;
+}
 
 export function quantile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return Number.NaN;

@@ -31,7 +31,7 @@ import { freePort } from "../lib/ports.ts";
 import { build } from "rolldown";
 import { mintTestPki } from "../lib/pki/testing/fixtures.ts";
 import { workloadNodeOptions } from "../operator/pingpongpair/children.ts";
-import { report } from "./report.ts";
+import { cpuSeconds, report } from "./report.ts";
 
 const run = promisify(execFile);
 /** What the image's entry point runs for `ponger` and `pinger` (entrypoint.ts, bundled by `npm run build`). */
@@ -75,15 +75,6 @@ async function rssBytes(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
   const kib = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
   return Number(kib ?? Number.NaN) * 1024;
-}
-
-const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-
-/** User + system CPU seconds a process has used. */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
 }
 
 interface Process {
