@@ -6,4 +6,4 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
 source "$here/versions.env"
 exec bash "$here/go-install.sh" kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router \
-  "$KUBE_ROUTER_VERSION" "about 5 minutes"
+  "$KUBE_ROUTER_VERSION" "about 2 minutes"
