@@ -43,6 +43,11 @@ export interface ControlPlaneOptions {
   readonly controllerManager?: boolean;
   /** Run a node too, so that pods run (default false: API only). Needs root; see node-preflight.ts. */
   readonly node?: boolean;
+  /**
+   * API only: run kube-scheduler too (default false), so that pods are bound to Node objects a test
+   * registers (no kubelet runs them). With a node, the node runs the scheduler.
+   */
+  readonly scheduler?: boolean;
   /** Called with a line for each step, for commands that show progress. */
   readonly progress?: (line: string) => void;
   readonly binaries?: ControlPlaneBinaries;
@@ -479,6 +484,22 @@ export class ControlPlane {
       if (options.controllerManager ?? true) {
         progress("Starting kube-controller-manager");
         await startControllerManager({ binaries, folders, processes, timeoutMs, network, admin });
+      }
+      if (options.scheduler && !network) {
+        progress("Starting kube-scheduler");
+        // As the admin, like kube-controller-manager here: there is no node whose RBAC to follow.
+        const scheduler = new ManagedProcess(
+          "kube-scheduler",
+          join(binaryCacheDir(), "kube-scheduler"),
+          [
+            `--kubeconfig=${join(folders.dir, "kubeconfig")}`,
+            "--leader-elect=false",
+            "--secure-port=0",
+            "--v=0",
+          ],
+          join(folders.logs, "kube-scheduler.log"),
+        );
+        processes.push(scheduler);
       }
       if (network && credentials.nodeTokens) {
         progress(

@@ -1,10 +1,18 @@
 import { describe, expect, it } from "vitest";
+import { pinnedKubernetesVersion } from "../../controlplane/binaries.ts";
 import { loadCrd } from "./crd.ts";
+import {
+  kubernetesOpenApi,
+  type PlacementField,
+  placementFields,
+  placementSchemas,
+} from "./placement-schema.ts";
 import {
   apiVersion,
   group,
   kind,
   plural,
+  type Placement,
   type PingPongPairSpec,
   type PingPongPairStatus,
   specDefaults,
@@ -19,21 +27,30 @@ interface SchemaNode {
   default?: unknown;
 }
 
+/** Every field required, deeply; the placement fields are PodSpec's own types, required but not deeply. */
 type DeepRequired<T> = T extends (infer U)[]
   ? DeepRequired<U>[]
   : T extends object
-    ? { [K in keyof T]-?: DeepRequired<NonNullable<T[K]>> }
+    ? { [K in keyof T]-?: K extends PlacementField ? NonNullable<T[K]> : DeepRequired<NonNullable<T[K]>> }
     : T;
 
-/** Every field path of the schema; maps (additionalProperties) and list items end a path. */
+const isPlacement = (path: string) => placementFields.some((field) => path.endsWith(`.${field}`));
+
+/** Every field path of the schema; maps (additionalProperties), list items and placement fields end a path. */
 function schemaPaths(node: SchemaNode, prefix: string): string[] {
-  if (!node.properties) return [prefix];
+  if (!node.properties || isPlacement(prefix)) return [prefix];
   return Object.entries(node.properties).flatMap(([name, child]) => schemaPaths(child, `${prefix}.${name}`));
 }
 
 /** Every field path of a sample object, stopping at the same places the schema does. */
 function samplePaths(value: unknown, prefix: string, schema: SchemaNode): string[] {
-  if (!schema.properties || typeof value !== "object" || value === null || Array.isArray(value))
+  if (
+    !schema.properties ||
+    isPlacement(prefix) ||
+    typeof value !== "object" ||
+    value === null ||
+    Array.isArray(value)
+  )
     return [prefix];
   const properties = schema.properties;
   return Object.entries(value).flatMap(([name, child]) =>
@@ -55,10 +72,18 @@ function defaultsOf(node: SchemaNode): unknown {
 
 // Fully populated: the compiler refuses a field the types lack, or a missing one they have.
 const quantities = { cpu: "100m", memory: "64Mi" };
+const placement: Required<Placement> = {
+  nodeSelector: { pool: "pingers" },
+  tolerations: [{ key: "dedicated", operator: "Equal", value: "ping", effect: "NoSchedule" }],
+  affinity: {},
+  topologySpreadConstraints: [],
+  priorityClassName: "high",
+};
 const fullSpec: DeepRequired<PingPongPairSpec> = {
   image: "pingpong:dev",
-  ponger: { replicas: 2, port: 8443, resources: { requests: quantities, limits: quantities } },
+  ponger: { replicas: 2, port: 8443, resources: { requests: quantities, limits: quantities }, ...placement },
   pinger: {
+    ...placement,
     replicas: 1,
     interval: "1s",
     timeout: "2s",
@@ -131,6 +156,18 @@ describe("the CRD and the TypeScript types", () => {
     expect(crd.spec.names.plural).toBe(plural);
     expect(crd.spec.names.shortNames).toEqual(["ppp"]);
     expect(crd.metadata?.name).toBe(`${plural}.${group}`);
+  });
+
+  it("holds PodSpec's own schema for the placement fields, from the pinned Kubernetes version", () => {
+    const expected = placementSchemas(kubernetesOpenApi(pinnedKubernetesVersion()));
+    for (const component of ["ponger", "pinger"]) {
+      const properties = specSchema.properties?.[component]?.properties ?? {};
+      for (const field of placementFields)
+        expect(
+          properties[field],
+          `spec.${component}.${field} (run node hack/crd/update-placement.ts)`,
+        ).toEqual(expected[field]);
+    }
   });
 
   it("has the same spec fields", () => {

@@ -6,7 +6,15 @@
  */
 import { parseDuration } from "../../lib/duration.ts";
 import { errorMessage } from "../../lib/logger.ts";
-import { type KeySize, type PingPongPair, type Resources, specDefaults, type TlsMode } from "./types.ts";
+import { placementFields } from "./placement-schema.ts";
+import {
+  type KeySize,
+  type PingPongPair,
+  type Placement,
+  type Resources,
+  specDefaults,
+  type TlsMode,
+} from "./types.ts";
 
 export class InvalidSpecError extends Error {
   override readonly name = "InvalidSpecError";
@@ -20,9 +28,15 @@ export class InvalidSpecError extends Error {
 
 export interface ResolvedSpec {
   readonly image: string;
-  readonly ponger: { readonly replicas: number; readonly port: number; readonly resources: Resources };
+  readonly ponger: {
+    readonly replicas: number;
+    readonly port: number;
+    readonly resources: Resources;
+    readonly placement: Placement;
+  };
   readonly pinger: {
     readonly replicas: number;
+    readonly placement: Placement;
     readonly intervalMs: number;
     readonly interval: string;
     readonly timeout: string;
@@ -100,6 +114,14 @@ function duration(field: string, text: string, problems: string[]): number {
   }
 }
 
+/** The placement fields a component's spec gives, and only those. */
+function placementOf(component: Placement | undefined): Placement {
+  if (!component) return {};
+  return Object.fromEntries(
+    placementFields.flatMap((field) => (component[field] === undefined ? [] : [[field, component[field]]])),
+  );
+}
+
 export function resolveSpec(pair: PingPongPair, defaultImage: string): ResolvedSpec {
   const spec = pair.spec ?? {};
   const problems: string[] = [];
@@ -125,6 +147,7 @@ export function resolveSpec(pair: PingPongPair, defaultImage: string): ResolvedS
       replicas: spec.ponger?.replicas ?? specDefaults.ponger.replicas,
       port: spec.ponger?.port ?? specDefaults.ponger.port,
       resources: spec.ponger?.resources ?? {},
+      placement: placementOf(spec.ponger),
     },
     pinger: {
       replicas: spec.pinger?.replicas ?? specDefaults.pinger.replicas,
@@ -134,6 +157,7 @@ export function resolveSpec(pair: PingPongPair, defaultImage: string): ResolvedS
       timeoutMs: duration("spec.pinger.timeout", timeout, problems),
       successThreshold: spec.pinger?.successThreshold ?? specDefaults.pinger.successThreshold,
       resources: spec.pinger?.resources ?? {},
+      placement: placementOf(spec.pinger),
     },
     tls: {
       mode: spec.tls?.mode ?? specDefaults.tls.mode,

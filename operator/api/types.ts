@@ -2,7 +2,13 @@
  * The PingPongPair resource in TypeScript. crds/pingpong.dev_pingpongpairs.yaml is the source of
  * truth; crd.test.ts fails when these types and the CRD's schema disagree.
  */
-import type { KubernetesObject, V1ResourceRequirements } from "@kubernetes/client-node";
+import type {
+  KubernetesObject,
+  V1Affinity,
+  V1ResourceRequirements,
+  V1Toleration,
+  V1TopologySpreadConstraint,
+} from "@kubernetes/client-node";
 
 export const group = "pingpong.dev";
 export const version = "v1alpha1";
@@ -18,10 +24,23 @@ export interface Resources {
   limits?: Record<string, string | number>;
 }
 
+/**
+ * Where a component's pods may run: PodSpec's own fields, passed to the pods as written (the CRD's
+ * schema for them is PodSpec's, operator/api/placement-schema.ts). A field left out gets the
+ * operator's default (children.ts); one given replaces it.
+ */
+export interface Placement {
+  nodeSelector?: Record<string, string>;
+  tolerations?: V1Toleration[];
+  affinity?: V1Affinity;
+  topologySpreadConstraints?: V1TopologySpreadConstraint[];
+  priorityClassName?: string;
+}
+
 export interface PingPongPairSpec {
   image?: string;
-  ponger?: { replicas?: number; port?: number; resources?: Resources };
-  pinger?: {
+  ponger?: { replicas?: number; port?: number; resources?: Resources } & Placement;
+  pinger?: Placement & {
     replicas?: number;
     interval?: string;
     timeout?: string;

@@ -123,3 +123,66 @@ describe("the workload builders", () => {
     expect(pingerNetworkPolicy(context()).spec.ingress).toEqual([ingress[1]]);
   });
 });
+
+describe("where a pair's pods are placed", () => {
+  const podSpec = (deployment: V1Deployment) => deployment.spec?.template.spec;
+  const preferred = (deployment: V1Deployment) =>
+    podSpec(deployment)?.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution?.map(
+      (term) => [
+        term.weight,
+        term.podAffinityTerm.labelSelector?.matchLabels?.["app.kubernetes.io/component"],
+        term.podAffinityTerm.topologyKey,
+      ],
+    );
+
+  it("by default: pongers away from each other (nodes, then zones), a pinger away from its pongers; nothing required", () => {
+    expect(preferred(pongerDeployment(context()))).toEqual([
+      [100, "ponger", "kubernetes.io/hostname"],
+      [50, "ponger", "topology.kubernetes.io/zone"],
+    ]);
+    expect(preferred(pingerDeployment(context()))).toEqual([
+      [100, "ponger", "kubernetes.io/hostname"],
+      [50, "pinger", "kubernetes.io/hostname"],
+    ]);
+    for (const deployment of [pongerDeployment(context()), pingerDeployment(context())]) {
+      const spec = podSpec(deployment);
+      // Only this pair's pods are counted.
+      for (const term of spec?.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution ??
+        [])
+        expect(term.podAffinityTerm.labelSelector?.matchLabels?.["app.kubernetes.io/instance"]).toBe("demo");
+      expect(spec?.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution).toBeUndefined();
+      expect(spec?.affinity?.nodeAffinity).toBeUndefined();
+      expect(spec?.nodeSelector).toBeUndefined();
+      expect(spec?.tolerations).toBeUndefined();
+      expect(spec?.topologySpreadConstraints).toBeUndefined();
+    }
+  });
+
+  it("passes the spec's placement fields as written, each replacing the default", () => {
+    const affinity = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchExpressions: [{ key: "pool", operator: "In", values: ["ping"] }] }],
+        },
+      },
+    };
+    const tolerations = [{ key: "dedicated", operator: "Equal", value: "ping", effect: "NoSchedule" }];
+    const spread = [
+      { maxSkew: 1, topologyKey: "kubernetes.io/hostname", whenUnsatisfiable: "DoNotSchedule" },
+    ];
+    const placed = context({
+      ponger: { nodeSelector: { pool: "ping" }, tolerations, priorityClassName: "high" },
+      pinger: { affinity, topologySpreadConstraints: spread },
+    });
+    const ponger = podSpec(pongerDeployment(placed));
+    expect(ponger?.nodeSelector).toEqual({ pool: "ping" });
+    expect(ponger?.tolerations).toEqual(tolerations);
+    expect(ponger?.priorityClassName).toBe("high");
+    // What the ponger's spec did not give keeps its default.
+    expect(ponger?.affinity).toEqual(podSpec(pongerDeployment(context()))?.affinity);
+    const pinger = podSpec(pingerDeployment(placed));
+    expect(pinger?.affinity).toEqual(affinity);
+    expect(pinger?.topologySpreadConstraints).toEqual(spread);
+    expect(pinger?.nodeSelector).toBeUndefined();
+  });
+});

@@ -15,7 +15,7 @@ import type {
   V1Volume,
 } from "@kubernetes/client-node";
 import type { ResolvedSpec } from "../api/spec.ts";
-import type { PingPongPair } from "../api/types.ts";
+import type { PingPongPair, Placement } from "../api/types.ts";
 import { annotations, childNames, labels, ownerReference, selectorLabels } from "./names.ts";
 
 export const metricsPort = 9090;
@@ -212,6 +212,40 @@ function container(context: BuildContext, component: "ponger" | "pinger"): V1Con
   };
 }
 
+const hostname = "kubernetes.io/hostname";
+const zone = "topology.kubernetes.io/zone";
+
+/**
+ * Where a component's pods go when the spec says nothing: preferences only, so a one-node cluster
+ * still runs every pair. Pongers prefer nodes, then zones (where nodes are labelled), that run none
+ * of the pair's pongers: three pongers land on three nodes when there are three. A pinger prefers a
+ * node that runs none of its pongers, so its ping crosses the network between nodes, and then one
+ * without another of its pingers. (Preferred pod anti-affinity rather than topology spread
+ * constraints: a spread constraint over a zone label that no node has makes the scheduler ignore the
+ * whole set of constraints when scoring.)
+ */
+export function defaultPlacement(pair: string, component: "ponger" | "pinger"): Placement {
+  const away = (from: "ponger" | "pinger", topologyKey: string, weight: number) => ({
+    weight,
+    podAffinityTerm: { labelSelector: { matchLabels: selectorLabels(pair, from) }, topologyKey },
+  });
+  return {
+    affinity: {
+      podAntiAffinity: {
+        preferredDuringSchedulingIgnoredDuringExecution:
+          component === "ponger"
+            ? [away("ponger", hostname, 100), away("ponger", zone, 50)]
+            : [away("ponger", hostname, 100), away("pinger", hostname, 50)],
+      },
+    },
+  };
+}
+
+/** The spec's placement fields, each one given replacing the default's. */
+export function placement(context: BuildContext, component: "ponger" | "pinger"): Placement {
+  return { ...defaultPlacement(pairName(context), component), ...context.spec[component].placement };
+}
+
 function deployment(context: BuildContext, component: "ponger" | "pinger"): V1Deployment {
   const names = childNames(pairName(context));
   const name = component === "ponger" ? names.ponger : names.pinger;
@@ -244,6 +278,7 @@ function deployment(context: BuildContext, component: "ponger" | "pinger"): V1De
             fsGroup: workloadUser,
             seccompProfile: { type: "RuntimeDefault" },
           },
+          ...placement(context, component),
           containers: [container(context, component)],
           volumes: [
             tlsVolume(context, component),

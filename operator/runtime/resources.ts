@@ -28,6 +28,7 @@ export const resources = {
   lease: t("coordination.k8s.io/v1", "Lease", "leases"),
   // Used by tools and tests that install the operator, not by the operator itself.
   namespace: t("v1", "Namespace", "namespaces", false),
+  node: t("v1", "Node", "nodes", false),
   customResourceDefinition: t(
     "apiextensions.k8s.io/v1",
     "CustomResourceDefinition",

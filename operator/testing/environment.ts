@@ -4,7 +4,7 @@
  * started here therefore have exactly the permissions the manifests grant.
  */
 import { Writable } from "node:stream";
-import type { ControlPlane } from "../../controlplane/control-plane.ts";
+import type { ControlPlane, ControlPlaneOptions } from "../../controlplane/control-plane.ts";
 import { eventually, startTestControlPlane, testNamespace } from "../../controlplane/testing.ts";
 import { installOperator, operatorServiceAccount } from "../install.ts";
 import { createLogger, errorMessage, type Logger } from "../../lib/logger.ts";
@@ -44,8 +44,8 @@ export class OperatorEnvironment {
     this.operatorConnection = operator;
   }
 
-  static async start(): Promise<OperatorEnvironment> {
-    const plane = await startTestControlPlane();
+  static async start(options: ControlPlaneOptions = {}): Promise<OperatorEnvironment> {
+    const plane = await startTestControlPlane(options);
     try {
       const admin = await connectionFromKubeconfig(plane.adminKubeconfig());
       await installOperator(new KubeClient(admin), operatorNamespace);
