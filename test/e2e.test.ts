@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import type { V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ControlPlane } from "../controlplane/control-plane.ts";
+import { nodeName } from "../controlplane/node-manifests.ts";
 import { runRotate, runStatus } from "../operator/commands/run.ts";
 import { commandOutput } from "../operator/commands/testing.ts";
 import { eventually, NodeTestLock, startTestControlPlane, testNamespace } from "../controlplane/testing.ts";
@@ -238,15 +239,18 @@ async function patchTls(name: string, tls: Record<string, string>): Promise<void
 describe("a PingPongPair on the real node", () => {
   it("becomes Ready with live pings over mutual TLS", async () => {
     await kubectl("-n", namespace, "apply", "-f", join(root, "examples", "pingpongpair.yaml"));
-    await pairWhere("demo", "demo Ready", (p) => condition(p, "Ready")?.status === "True");
-    // The first pings may fail while the ponger's Service gets its endpoint; the one-minute window
-    // then slides past them.
-    const healthy = await pairWhere(
-      "demo",
-      "demo Ready with a success ratio of at least 0.99",
-      (p) => condition(p, "Ready")?.status === "True" && (p.status?.ping?.successRatio ?? 0) >= 0.99,
-    );
+    // The pinger waits until its ponger is reachable (the Service's endpoint programmed, the new pod
+    // admitted by the node's policies) before its first ping: no ping of a new pair fails.
+    const healthy = await pairWhere("demo", "demo Ready", (p) => condition(p, "Ready")?.status === "True");
     expect(condition(healthy, "PingHealthy")?.status).toBe("True");
+    expect(healthy.status?.ping).toMatchObject({ failed: 0, successRatio: 1 });
+    // One node: every path is node-local, and status says so.
+    expect(healthy.status?.ping?.paths).toEqual([
+      { pingerNode: nodeName, pongerNode: nodeName, pongs: healthy.status?.ping?.succeeded },
+    ]);
+    expect(healthy.status?.ping?.pathsSummary).toBe(
+      `node-local: every pong came from the pinger's own node (${nodeName})`,
+    );
     const table = await kubectl("-n", namespace, "get", "pingpongpairs");
     expect(table).toMatch(/^demo\s+True\s+1\/1\s+1\/1\s+(99(\.\d)?|100)%\s+[\d.]+ms\s/m);
   }, 150_000);
@@ -273,6 +277,9 @@ describe("a PingPongPair on the real node", () => {
     expect(condition(after, "CertificatesReady")?.reason).toBe("Issued");
     // `pingpong status` reads each pod's /status through the API server: all have the new leaf.
     const shown = await commandOutput(runStatus, ["demo", ...cli]);
+    expect(shown).toContain(
+      `  paths: node-local: every pong came from the pinger's own node (${nodeName})\n`,
+    );
     const podLines = shown.split("\n").filter((line) => /^ {2}demo-(ponger|pinger)-/.test(line));
     expect(podLines.length).toBeGreaterThanOrEqual(4);
     for (const line of podLines)

@@ -139,6 +139,9 @@ const fullStatus: DeepRequired<PingPongPairStatus> = {
     pingers: 2,
     worstPinger: { pod: "p", successRatio: 0.9, latencyP99Ms: 3 },
     pongsByPod: { a: 1 },
+    paths: [{ pingerNode: "n1", pongerNode: "n2", pongs: 1 }],
+    pathsSummary: "1 of 1 node pairs cross nodes",
+    failuresByPingerNode: { n1: 1 },
   },
 };
 

@@ -96,6 +96,9 @@ export interface PingPongPairStatus {
     success?: string;
     latencyP99?: string;
     pongsByPod?: Record<string, number>;
+    paths?: { pingerNode?: string; pongerNode?: string; pongs?: number }[];
+    pathsSummary?: string;
+    failuresByPingerNode?: Record<string, number>;
     windowSeconds?: number;
     failuresByReason?: Record<string, number>;
     pingers?: number;

@@ -241,6 +241,12 @@ export function formatPairReport(report: PairReport, now: Date): string {
     const pongs = Object.entries(ping.pongsByPod ?? {});
     if (pongs.length > 0)
       lines.push(`  pongs by ponger pod: ${pongs.map(([p, n]) => `${p} ${n}`).join(", ")}`);
+    if (ping.pathsSummary) lines.push(`  paths: ${ping.pathsSummary}`);
+    for (const path of ping.paths ?? [])
+      lines.push(`    ${path.pingerNode ?? "?"} -> ${path.pongerNode ?? "?"}: ${path.pongs ?? 0} pongs`);
+    const failedByNode = Object.entries(ping.failuresByPingerNode ?? {});
+    if (failedByNode.length > 0)
+      lines.push(`  failed pings by pinger node: ${failedByNode.map(([n, c]) => `${n} ${c}`).join(", ")}`);
   }
   lines.push("", "Events");
   lines.push(

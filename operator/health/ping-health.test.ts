@@ -6,6 +6,7 @@ import {
   type PingerReport,
   pingHealth,
   type PingHealthInput,
+  pingPaths,
   pingStatusChanged,
   roundLatency,
 } from "./ping-health.ts";
@@ -166,6 +167,41 @@ describe("ping health", () => {
       reason: "NoRecentPong",
       message: "no pong has been received yet",
     });
+  });
+});
+
+describe("where the pings travel", () => {
+  const at = (node: string | null, pongsByNode: Record<string, number>, failures = {}) => ({
+    ...report({ failures }),
+    node,
+    pongsByNode,
+  });
+
+  it("sums pongs by pinger node and ponger node, and says when every path is node-local", () => {
+    const local = pingPaths([at("n1", { n1: 30 }), at("n1", { n1: 20 })]);
+    expect(local.paths).toEqual([{ pingerNode: "n1", pongerNode: "n1", pongs: 50 }]);
+    expect(local.summary).toBe("node-local: every pong came from the pinger's own node (n1)");
+  });
+
+  it("counts the node pairs that cross nodes, and failures by the pinger's node", () => {
+    const spread = pingPaths([at("n1", { n2: 30, n3: 28, n1: 2 }, { timeout: 2 }), at("n4", { n2: 60 })]);
+    expect(spread.paths.map((p) => `${p.pingerNode}>${p.pongerNode}:${p.pongs}`)).toEqual([
+      "n1>n1:2",
+      "n1>n2:30",
+      "n1>n3:28",
+      "n4>n2:60",
+    ]);
+    expect(spread.summary).toBe("3 of 4 node pairs cross nodes");
+    expect(spread.failedByPingerNode).toEqual({ n1: 2 });
+  });
+
+  it("says so when no pod named its node (pingers and pongers of earlier versions)", () => {
+    const unknown = pingPaths([report({})]);
+    expect(unknown.paths).toEqual([]);
+    expect(unknown.summary).toBe("the nodes are unknown");
+    const health = pingHealth(input([read("p1", at("n1", { n2: 60 }))]));
+    expect(health.ping?.paths).toEqual([{ pingerNode: "n1", pongerNode: "n2", pongs: 60 }]);
+    expect(health.ping?.pathsSummary).toBe("1 of 1 node pairs cross nodes");
   });
 });
 

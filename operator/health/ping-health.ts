@@ -19,6 +19,9 @@ export interface PingerReport {
   readonly window: Omit<PingWindowSnapshot, "failuresByReason"> &
     Partial<Pick<PingWindowSnapshot, "failuresByReason">>;
   readonly pongsByPod: Readonly<Record<string, number>>;
+  /** The pinger's node, and its pongs by the answering ponger's node (pingers of earlier versions: none). */
+  readonly node?: string | null;
+  readonly pongsByNode?: Readonly<Record<string, number>>;
   readonly lastFailure: { readonly reason: string; readonly message: string } | null;
 }
 
@@ -40,9 +43,55 @@ export interface PingStatus {
   success: string;
   latencyP99?: string;
   pongsByPod: Record<string, number>;
+  /**
+   * Where the pings travel: pongs by pinger node and ponger node, and each pinger node's failed pings
+   * (a failed ping has no ponger to name). Sorted; `paths` says in words whether they cross nodes.
+   */
+  paths?: PingPath[];
+  pathsSummary?: string;
+  failuresByPingerNode?: Record<string, number>;
   failuresByReason?: Record<string, number>;
   pingers: number;
   worstPinger?: { pod: string; successRatio: number; latencyP99Ms?: number };
+}
+
+export interface PingPath {
+  pingerNode: string;
+  pongerNode: string;
+  pongs: number;
+}
+
+/** Pongs by (pinger node, ponger node) over the reports, and failures by pinger node. */
+export function pingPaths(reports: readonly PingerReport[]): {
+  paths: PingPath[];
+  failedByPingerNode: Record<string, number>;
+  summary: string;
+} {
+  const pongs = new Map<string, PingPath>();
+  const failedByPingerNode: Record<string, number> = {};
+  for (const report of reports) {
+    const from = report.node ?? "unknown";
+    if (report.window.failed > 0)
+      failedByPingerNode[from] = (failedByPingerNode[from] ?? 0) + report.window.failed;
+    for (const [to, count] of Object.entries(report.pongsByNode ?? {})) {
+      const key = `${from}\n${to}`;
+      const path = pongs.get(key) ?? { pingerNode: from, pongerNode: to, pongs: 0 };
+      path.pongs += count;
+      pongs.set(key, path);
+    }
+  }
+  const paths = [...pongs.values()].sort(
+    (a, b) => a.pingerNode.localeCompare(b.pingerNode) || a.pongerNode.localeCompare(b.pongerNode),
+  );
+  const known = paths.filter((p) => p.pingerNode !== "unknown" && p.pongerNode !== "unknown");
+  const crossing = known.filter((p) => p.pingerNode !== p.pongerNode).length;
+  const summary =
+    known.length === 0
+      ? "the nodes are unknown"
+      : crossing === 0
+        ? `node-local: every pong came from the pinger's own node (${[...new Set(known.map((p) => p.pingerNode))].join(", ")})`
+        : `${crossing} of ${known.length} node pairs cross nodes`;
+  return { paths, failedByPingerNode, summary };
 }
 
 export interface PingHealthInput {
@@ -177,6 +226,7 @@ export function pingHealth(input: PingHealthInput): PingHealth {
   )[0];
 
   const successRatio = sent === 0 ? 0 : Math.floor((succeeded / sent) * 1000) / 1000;
+  const where = pingPaths(reports.map((r) => r.report));
   const ping: PingStatus = {
     ...(lastPong === undefined ? {} : { lastPongTime: new Date(lastPong).toISOString() }),
     windowSeconds,
@@ -190,7 +240,8 @@ export function pingHealth(input: PingHealthInput): PingHealth {
       : { latencyP99Ms: roundLatency(p99), latencyP99: formatLatency(roundLatency(p99)) }),
     success: sent === 0 ? "-" : percent(succeeded / sent),
     pongsByPod,
-    ...(failed > 0 ? { failuresByReason } : {}),
+    ...(where.paths.length > 0 ? { paths: where.paths, pathsSummary: where.summary } : {}),
+    ...(failed > 0 ? { failuresByReason, failuresByPingerNode: where.failedByPingerNode } : {}),
     pingers: reports.length,
     ...(reports.length > 1 && worst
       ? {

@@ -135,7 +135,7 @@ describe("where a pair's pods are placed", () => {
       ],
     );
 
-  it("by default: pongers away from each other (nodes, then zones), a pinger away from its pongers; nothing required", () => {
+  it("by default: Linux nodes; pongers away from each other (nodes, then zones), a pinger away from its pongers, preferred only", () => {
     expect(preferred(pongerDeployment(context()))).toEqual([
       [100, "ponger", "kubernetes.io/hostname"],
       [50, "ponger", "topology.kubernetes.io/zone"],
@@ -152,7 +152,7 @@ describe("where a pair's pods are placed", () => {
         expect(term.podAffinityTerm.labelSelector?.matchLabels?.["app.kubernetes.io/instance"]).toBe("demo");
       expect(spec?.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution).toBeUndefined();
       expect(spec?.affinity?.nodeAffinity).toBeUndefined();
-      expect(spec?.nodeSelector).toBeUndefined();
+      expect(spec?.nodeSelector).toEqual({ "kubernetes.io/os": "linux" });
       expect(spec?.tolerations).toBeUndefined();
       expect(spec?.topologySpreadConstraints).toBeUndefined();
     }
@@ -183,6 +183,6 @@ describe("where a pair's pods are placed", () => {
     const pinger = podSpec(pingerDeployment(placed));
     expect(pinger?.affinity).toEqual(affinity);
     expect(pinger?.topologySpreadConstraints).toEqual(spread);
-    expect(pinger?.nodeSelector).toBeUndefined();
+    expect(pinger?.nodeSelector).toEqual({ "kubernetes.io/os": "linux" });
   });
 });

@@ -174,6 +174,8 @@ function container(context: BuildContext, component: "ponger" | "pinger"): V1Con
     args: [component, "--config", `${configMountPath}/${component}.yaml`],
     env: [
       { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+      // Named in every pong (ponger) and in /status (pinger): where a ping travels.
+      { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
       { name: "NODE_OPTIONS", value: workloadNodeOptions[component] },
     ],
     ports: [
@@ -216,8 +218,9 @@ const hostname = "kubernetes.io/hostname";
 const zone = "topology.kubernetes.io/zone";
 
 /**
- * Where a component's pods go when the spec says nothing: preferences only, so a one-node cluster
- * still runs every pair. Pongers prefer nodes, then zones (where nodes are labelled), that run none
+ * Where a component's pods go when the spec says nothing: Linux nodes (the image is Linux's; in a
+ * cluster with Windows nodes too), and otherwise preferences only, so a one-node cluster still runs
+ * every pair. Pongers prefer nodes, then zones (where nodes are labelled), that run none
  * of the pair's pongers: three pongers land on three nodes when there are three. A pinger prefers a
  * node that runs none of its pongers, so its ping crosses the network between nodes, and then one
  * without another of its pingers. (Preferred pod anti-affinity rather than topology spread
@@ -230,6 +233,7 @@ export function defaultPlacement(pair: string, component: "ponger" | "pinger"): 
     podAffinityTerm: { labelSelector: { matchLabels: selectorLabels(pair, from) }, topologyKey },
   });
   return {
+    nodeSelector: { "kubernetes.io/os": "linux" },
     affinity: {
       podAntiAffinity: {
         preferredDuringSchedulingIgnoredDuringExecution:

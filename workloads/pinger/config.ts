@@ -17,6 +17,8 @@ export interface PingerConfig {
   readonly startupGraceMs: number;
   readonly metrics: { readonly address: string; readonly port: number };
   readonly podName: string;
+  /** The node the pod runs on (NODE_NAME, from the downward API): where its pings start. */
+  readonly nodeName?: string | undefined;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -37,6 +39,7 @@ export async function loadPingerConfig(
     startupGraceMs: r.duration("startupGrace", "30s", true),
     metrics: { address: r.string("metrics.address", "0.0.0.0"), port: r.port("metrics.port", 9090) },
     podName: env.POD_NAME ?? env.HOSTNAME ?? hostname(),
+    nodeName: env.NODE_NAME,
   };
   if (url !== "") {
     let parsed: URL | undefined;

@@ -13,7 +13,7 @@
  */
 import { isIP } from "node:net";
 import { Pool } from "undici";
-import { podHeader } from "../protocol.ts";
+import { nodeHeader, podHeader } from "../protocol.ts";
 import type { TlsMaterial } from "../tls-files.ts";
 
 export interface PingAnswer {
@@ -21,6 +21,8 @@ export interface PingAnswer {
   readonly body: string;
   /** The `x-ponger-pod` header, when the answer had one. */
   readonly pod: string | undefined;
+  /** The `x-ponger-node` header, when the answer had one. */
+  readonly node: string | undefined;
 }
 
 /** A pong is four bytes; a longer answer is not one, and is not read past this. */
@@ -76,10 +78,12 @@ export async function sendPing(pool: Pool, url: URL, timeoutMs: number): Promise
     });
     const text = await body.text();
     const pod = headers[podHeader];
+    const node = headers[nodeHeader];
     return {
       status: statusCode,
       body: text,
       pod: typeof pod === "string" && pod !== "" ? pod : undefined,
+      node: typeof node === "string" && node !== "" ? node : undefined,
     };
   })();
   const deadline = new Promise<never>((_resolve, reject) => {

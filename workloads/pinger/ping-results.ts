@@ -11,6 +11,17 @@ import { PongsByPod } from "./pongs-by-pod.ts";
 
 const isoTime = (ms: number) => new Date(ms).toISOString();
 
+/** At most this many ponger nodes in /status: names come from the pongers. */
+const maxNodes = 64;
+
+function mostFrequent(counts: Record<string, number>, max: number): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(counts)
+      .sort(([a, x], [b, y]) => y - x || a.localeCompare(b))
+      .slice(0, max),
+  );
+}
+
 /** Readiness fails when this many of the most recent pings all failed. */
 const readinessWindow = 3;
 
@@ -74,11 +85,11 @@ export class PingResults {
     this.logger.info({ url }, "Sent ping");
   }
 
-  succeeded(at: number, rttMs: number, pod: string): void {
+  succeeded(at: number, rttMs: number, pod: string, node?: string): void {
     this.totals.succeeded++;
     this.forget(this.pongsByPod.add(pod, at));
     this.lastPongTime = at;
-    this.window.record({ at, ok: true, rttMs, pod });
+    this.window.record({ at, ok: true, rttMs, pod, ...(node === undefined ? {} : { node }) });
     this.pongsTotal.inc({ ponger_pod: pod });
     this.rtt.observe(rttMs / 1000);
     this.logger.info({ pod, rttMs: Math.round(rttMs * 100) / 100 }, "Got pong");
@@ -138,6 +149,7 @@ export class PingResults {
       latencyP50Ms: snapshot.latencyP50Ms,
       latencyP99Ms: snapshot.latencyP99Ms,
       pongsByPod: this.windowPongsByPod(now),
+      pongsByNode: mostFrequent(this.window.pongsByNode(now), maxNodes),
       failuresByReason: { ...this.failuresByReason },
       lastFailure: this.lastFailure ? { ...this.lastFailure, at: isoTime(this.lastFailure.at) } : null,
       startup: {

@@ -11,6 +11,8 @@ export interface PingResult {
   readonly reason?: string;
   /** The ponger pod that answered, for pongs. */
   readonly pod?: string;
+  /** The node of the ponger pod that answered, for pongs, when it said. */
+  readonly node?: string;
 }
 
 export interface PingWindowSnapshot {
@@ -78,9 +80,22 @@ export class PingWindow {
 
   /** Pongs in the window by the pod that answered (the same window as `sent`). */
   pongsByPod(now: number): Record<string, number> {
+    return this.pongsBy("pod", now);
+  }
+
+  /** Pongs in the window by the node of the pod that answered ("unknown" when it did not say). */
+  pongsByNode(now: number): Record<string, number> {
+    return this.pongsBy("node", now);
+  }
+
+  private pongsBy(key: "pod" | "node", now: number): Record<string, number> {
     this.prune(now);
     const counts: Record<string, number> = {};
-    for (const r of this.results) if (r.ok && r.pod !== undefined) counts[r.pod] = (counts[r.pod] ?? 0) + 1;
+    for (const r of this.results) {
+      if (!r.ok) continue;
+      const name = r[key] ?? (key === "node" ? "unknown" : undefined);
+      if (name !== undefined) counts[name] = (counts[name] ?? 0) + 1;
+    }
     return counts;
   }
 

@@ -230,6 +230,31 @@ async function closedPort(): Promise<number> {
   return typeof address === "object" && address ? address.port : 0;
 }
 
+describe("where a ping travels", () => {
+  it("counts pongs by the node the ponger names, and says its own node", async () => {
+    // Every other answer names its node; the rest do not say.
+    const server = createServer((_request, res) => {
+      const node = answeredByA ? "node-a" : undefined;
+      answeredByA = !answeredByA;
+      res.writeHead(200, { "x-ponger-pod": "p", ...(node ? { "x-ponger-node": node } : {}) }).end("pong");
+    });
+    let answeredByA = true;
+    const address = await listen(server);
+    const p = await pinger(`http://${address}/ping`, undefined, { nodeName: "node-z" });
+    await until(p, (s) => s.succeeded >= 6);
+    const status = (await (await fetch(`${p.probes.url}/status`)).json()) as {
+      node: string;
+      pongsByNode: Record<string, number>;
+      window: { succeeded: number };
+    };
+    expect(status.node).toBe("node-z");
+    expect(Object.keys(status.pongsByNode).sort()).toEqual(["node-a", "unknown"]);
+    expect((status.pongsByNode["node-a"] ?? 0) + (status.pongsByNode.unknown ?? 0)).toBe(
+      status.window.succeeded,
+    );
+  });
+});
+
 describe("pinger start-up: waiting until the ponger is reachable", () => {
   it("does not count attempts before the ponger listens; its first answer is the first ping", async () => {
     const port = await closedPort();
@@ -411,6 +436,7 @@ describe("judgeAnswer", () => {
     status: 200,
     body: "pong",
     pod: "ponger-a",
+    node: undefined,
     ...over,
   });
 

@@ -130,11 +130,11 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
   /** One GET with `deadlineMs`: a pong (its pod), or why it is not one. */
   async function exchange(
     deadlineMs: number,
-  ): Promise<{ pod: string; failure?: undefined } | { failure: PingFailure }> {
+  ): Promise<{ pod: string; node: string | undefined; failure?: undefined } | { failure: PingFailure }> {
     try {
       const answer = await sendPing(connections.pool, target, deadlineMs);
       const failure = judgeAnswer(answer);
-      return failure ? { failure } : { pod: answer.pod ?? "unknown" };
+      return failure ? { failure } : { pod: answer.pod ?? "unknown", node: answer.node };
     } catch (error) {
       return { failure: classifyError(error, { ...pingContext, timeoutMs: deadlineMs }) };
     }
@@ -145,7 +145,7 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
     results.sent(url);
     const result = await exchange(config.timeoutMs);
     if (result.failure) results.failed(Date.now(), result.failure);
-    else results.succeeded(Date.now(), performance.now() - started, result.pod);
+    else results.succeeded(Date.now(), performance.now() - started, result.pod, result.node);
   }
 
   const inFlight = new Set<Promise<void>>();
@@ -175,7 +175,7 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
       results.reached(performance.now() - waitStarted);
       results.sent(url);
       if (result.failure) results.failed(Date.now(), result.failure);
-      else results.succeeded(Date.now(), performance.now() - started, result.pod);
+      else results.succeeded(Date.now(), performance.now() - started, result.pod, result.node);
     }
     waiting = false;
     stopPinging();
@@ -206,6 +206,7 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
     readiness: () => (stopping ? { ready: false, reason: "shutting down" } : results.readiness()),
     status: () => ({
       pod: config.podName,
+      node: config.nodeName ?? null,
       target: url,
       ...results.status(),
       tls: reloader?.current ? { ...describeMaterial(reloader.current), ...reloader.status } : null,

@@ -14,6 +14,8 @@ export interface PongerConfig {
   readonly metrics: { readonly address: string; readonly port: number };
   /** Named in every pong's `x-ponger-pod` header, so pingers can count answers per pod. */
   readonly podName: string;
+  /** The node the pod runs on (NODE_NAME, from the downward API), named in every pong. */
+  readonly nodeName?: string | undefined;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -38,6 +40,7 @@ export async function loadPongerConfig(
     },
     metrics: { address: r.string("metrics.address", "0.0.0.0"), port: r.port("metrics.port", 9090) },
     podName: env.POD_NAME ?? env.HOSTNAME ?? hostname(),
+    nodeName: env.NODE_NAME,
   };
   if (protocol === "https") {
     r.check(

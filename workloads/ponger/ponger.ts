@@ -10,7 +10,7 @@ import { createHttpServer, defaultServerLimits, listenOn, type ServerLimits } fr
 import type { Logger } from "../../lib/logger.ts";
 import { type ProbeServer, refuseOtherMethods, startProbeServer } from "../../lib/probe-server.ts";
 import { PeerLimiter } from "../peer-limiter.ts";
-import { pingPath, podHeader, pongBody } from "../protocol.ts";
+import { nodeHeader, pingPath, podHeader, pongBody } from "../protocol.ts";
 import { describeMaterial, type TlsMaterial } from "../tls-files.ts";
 import { TlsReloader } from "../tls-reloader.ts";
 import type { PongerConfig } from "./config.ts";
@@ -163,6 +163,7 @@ export async function startPonger(
   app.get(pingPath, (request, reply) => {
     received.inc();
     logger.info({ remote: request.socket.remoteAddress }, "Received GET /ping");
+    if (config.nodeName) void reply.header(nodeHeader, config.nodeName);
     return reply.header(podHeader, config.podName).type("text/plain").send(pongBody);
   });
   app.setNotFoundHandler((_request, reply) =>
