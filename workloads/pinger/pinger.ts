@@ -7,8 +7,9 @@
  * A pinger usually starts next to its first ponger, before the ponger's Service has a ready endpoint
  * that kube-proxy has programmed and before the node's NetworkPolicy engine admits the new pod: for
  * a second or a few, a connection is refused or its SYN is dropped (and retried by TCP a second
- * later). So it starts by waiting until the ponger is reachable: an attempt every 250 ms, each
- * abandoned after 750 ms (before TCP's first retransmission), until one connects and is answered;
+ * later). So it starts by waiting until the ponger is reachable: an attempt every 250 ms, each on a
+ * connection of its own, abandoned with it after 750 ms (before TCP's first retransmission), until
+ * one connects and is answered;
  * that answer is its first ping. Attempts that could not connect are not pings: they are counted on
  * their own (/status `startup`, `ping_startup_attempts_total`). The wait ends at the first answer
  * of any kind (a TLS or HTTP failure is a failed ping: the ponger was reached) or after
@@ -18,7 +19,7 @@ import type { Pool } from "undici";
 import type { Logger } from "../../lib/logger.ts";
 import { type ProbeServer, startProbeServer } from "../../lib/probe-server.ts";
 import { pongBody } from "../protocol.ts";
-import { describeMaterial } from "../tls-files.ts";
+import { describeMaterial, type TlsMaterial } from "../tls-files.ts";
 import { TlsReloader } from "../tls-reloader.ts";
 import type { PingerConfig } from "./config.ts";
 import { classifyError, type PingFailure } from "./failure.ts";
@@ -57,8 +58,11 @@ export function judgeAnswer(answer: PingAnswer): PingFailure | undefined {
 class PongerConnections {
   pool: Pool;
   readonly reloader: TlsReloader | undefined;
+  private material: TlsMaterial | undefined;
+  private readonly target: URL;
 
   constructor(config: PingerConfig, target: URL, logger: Logger) {
+    this.target = target;
     const paths = {
       certificate: config.ponger.clientCertificate,
       privateKey: config.ponger.clientPrivateKey,
@@ -69,6 +73,7 @@ class PongerConnections {
           paths,
           logger,
           apply: (material) => {
+            this.material = material;
             const previous = this.pool;
             this.pool = pongerPool(target, material, config.timeoutMs);
             // Pings in flight on the old pool end by their deadline; then its connections close.
@@ -77,7 +82,17 @@ class PongerConnections {
           },
         })
       : undefined;
-    this.pool = pongerPool(target, this.reloader?.start(), config.timeoutMs);
+    this.material = this.reloader?.start();
+    this.pool = pongerPool(target, this.material, config.timeoutMs);
+  }
+
+  /**
+   * Connections of their own for one start-up attempt, destroyed with it: an attempt whose SYN was
+   * dropped must not leave a connection that TCP completes later, with the next attempt queued
+   * behind it and its round trip counting the wait.
+   */
+  own(timeoutMs: number): Pool {
+    return pongerPool(this.target, this.material, timeoutMs);
   }
 
   async close(): Promise<void> {
@@ -127,12 +142,13 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
     presentsCertificate: config.ponger.clientCertificate !== undefined,
   };
 
-  /** One GET with `deadlineMs`: a pong (its pod), or why it is not one. */
+  /** One GET with `deadlineMs` (on `pool`, else the pinger's): a pong (its pod), or why it is not one. */
   async function exchange(
     deadlineMs: number,
+    pool: Pool = connections.pool,
   ): Promise<{ pod: string; node: string | undefined; failure?: undefined } | { failure: PingFailure }> {
     try {
-      const answer = await sendPing(connections.pool, target, deadlineMs);
+      const answer = await sendPing(pool, target, deadlineMs);
       const failure = judgeAnswer(answer);
       return failure ? { failure } : { pod: answer.pod ?? "unknown", node: answer.node };
     } catch (error) {
@@ -162,7 +178,9 @@ export async function startPinger(config: PingerConfig, logger: Logger): Promise
   /** One attempt to reach the ponger while starting; the first that is answered is the first ping. */
   async function attempt(): Promise<void> {
     const started = performance.now();
-    const result = await exchange(Math.min(config.timeoutMs, startupAttemptDeadlineMs));
+    const deadlineMs = Math.min(config.timeoutMs, startupAttemptDeadlineMs);
+    const own = connections.own(deadlineMs);
+    const result = await exchange(deadlineMs, own).finally(() => void own.destroy());
     if (!waiting || stopping) return;
     if (result.failure && unreached.has(result.failure.reason)) {
       results.unreachedAttempt(result.failure);
