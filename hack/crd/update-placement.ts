@@ -12,7 +12,8 @@ import { basename, join } from "node:path";
 import { format, resolveConfig } from "prettier";
 import { stringify } from "yaml";
 import { crdPath } from "../../operator/api/crd.ts";
-import { kubernetesOpenApi, placementSchemas, placementFields } from "../../operator/api/placement-schema.ts";
+import { placementFields } from "../../operator/api/types.ts";
+import { kubernetesOpenApi, placementSchemas } from "./placement-schema.ts";
 import { pinnedKubernetesVersion } from "../../controlplane/binaries.ts";
 import { projectRoot } from "../../lib/repo.ts";
 

@@ -1,18 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { pinnedKubernetesVersion } from "../../controlplane/binaries.ts";
+import { kubernetesOpenApi, placementSchemas } from "../../hack/crd/placement-schema.ts";
 import { loadCrd } from "./crd.ts";
-import {
-  kubernetesOpenApi,
-  type PlacementField,
-  placementFields,
-  placementSchemas,
-} from "./placement-schema.ts";
 import {
   apiVersion,
   group,
   kind,
   plural,
   type Placement,
+  type PlacementField,
+  placementFields,
   type PingPongPairSpec,
   type PingPongPairStatus,
   specDefaults,

@@ -6,11 +6,11 @@
  */
 import { parseDuration } from "../../lib/duration.ts";
 import { errorMessage } from "../../lib/logger.ts";
-import { placementFields } from "./placement-schema.ts";
 import {
   type KeySize,
   type PingPongPair,
   type Placement,
+  placementFields,
   type Resources,
   specDefaults,
   type TlsMode,

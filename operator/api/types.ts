@@ -26,9 +26,19 @@ export interface Resources {
 
 /**
  * Where a component's pods may run: PodSpec's own fields, passed to the pods as written (the CRD's
- * schema for them is PodSpec's, operator/api/placement-schema.ts). A field left out gets the
+ * schema for them is PodSpec's, hack/crd/placement-schema.ts). A field left out gets the
  * operator's default (children.ts); one given replaces it.
  */
+/** The placement fields, in the order the CRD lists them. */
+export const placementFields = [
+  "nodeSelector",
+  "tolerations",
+  "affinity",
+  "topologySpreadConstraints",
+  "priorityClassName",
+] as const;
+export type PlacementField = (typeof placementFields)[number];
+
 export interface Placement {
   nodeSelector?: Record<string, string>;
   tolerations?: V1Toleration[];

@@ -280,8 +280,11 @@ export class PodStatusReader {
         };
         this.pairs.set(key, state);
       }
-      if ([...ready].some((name) => !state.ready.has(name)))
+      for (const name of ready) {
+        if (state.ready.has(name)) continue;
         state.nextReadAt = Math.min(state.nextReadAt, now);
+        break;
+      }
       state.pods = pods;
       state.ready = ready;
       if (state.nextReadAt > now || this.reading.has(key)) continue;

@@ -9,8 +9,7 @@
  * a second or a few, a connection is refused or its SYN is dropped (and retried by TCP a second
  * later). So it starts by waiting until the ponger is reachable: an attempt every 250 ms, each on a
  * connection of its own, abandoned with it after 750 ms (before TCP's first retransmission), until
- * one connects and is answered;
- * that answer is its first ping. Attempts that could not connect are not pings: they are counted on
+ * one connects and is answered; that answer is its first ping. Attempts that could not connect are not pings: they are counted on
  * their own (/status `startup`, `ping_startup_attempts_total`). The wait ends at the first answer
  * of any kind (a TLS or HTTP failure is a failed ping: the ponger was reached) or after
  * `startupGrace` (30 s), after which every failure counts.

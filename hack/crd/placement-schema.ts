@@ -3,26 +3,18 @@
  * affinity, topologySpreadConstraints, priorityClassName), taken from the Kubernetes API server's own
  * OpenAPI document for PodSpec, so a pair accepts exactly what a pod does and `kubectl explain` shows
  * the same words. The document ships with the Kubernetes module the control plane is built from
- * (k8s.io/kubernetes@<version>/api/openapi-spec/v3/api__v1_openapi.json); hack/crd/update-placement.ts
- * writes the result into the CRD, and placement-schema.test.ts checks the CRD still holds it.
+ * (k8s.io/kubernetes@<version>/api/openapi-spec/v3/api__v1_openapi.json); update-placement.ts writes
+ * the result into the CRD, and operator/api/crd.test.ts checks the CRD still holds it. Build tooling:
+ * nothing of the product imports it.
  *
  * A CRD schema cannot refer to other types: `$ref`s are inlined, and what CRD schemas refuse is left
  * out: the strategic-merge-patch hints and the defaults (a pair passes placement to its pods as
  * written; the API server defaults the pods).
  */
-
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-
-export const placementFields = [
-  "nodeSelector",
-  "tolerations",
-  "affinity",
-  "topologySpreadConstraints",
-  "priorityClassName",
-] as const;
-export type PlacementField = (typeof placementFields)[number];
+import { type PlacementField, placementFields } from "../../operator/api/types.ts";
 
 type Json = Record<string, unknown>;
 
