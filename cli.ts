@@ -114,7 +114,7 @@ async function main(argv: string[]): Promise<void> {
       logger.level = process.env.LOG_LEVEL ?? "warn";
       const demo = values.workloads
         ? await (await import("./workloads/local-demo.ts")).runLocalDemo(logger)
-        : await (await import("./operator/demo.ts")).runOperatorDemo(logger, values.dir);
+        : await (await import("./controlplane/demo.ts")).runOperatorDemo(logger, values.dir);
       exitOnSignal(logger, () => demo.stop(), 60_000);
       return;
     }

@@ -10,7 +10,7 @@ import { readFile } from "node:fs/promises";
 import type { V1Pod } from "@kubernetes/client-node";
 import { ControlPlane } from "../controlplane/control-plane.ts";
 import type { PingPongPair } from "../operator/api/types.ts";
-import { installConfigDefault } from "../operator/install.ts";
+import { installConfigDefault } from "../controlplane/install.ts";
 import { connectionFromKubeconfig } from "../operator/runtime/cluster-connection.ts";
 import { KubeClient } from "../operator/runtime/kube-client.ts";
 import { resources } from "../operator/runtime/resources.ts";

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import { ControlPlane } from "../controlplane/control-plane.ts";
 import type { PingPongPair } from "../operator/api/types.ts";
-import { installOperator } from "../operator/install.ts";
+import { installOperator } from "../controlplane/install.ts";
 import { labels } from "../operator/pingpongpair/names.ts";
 import { connectionFromKubeconfig } from "../operator/runtime/cluster-connection.ts";
 import { KubeClient } from "../operator/runtime/kube-client.ts";

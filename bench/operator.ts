@@ -16,7 +16,7 @@ import { ControlPlane } from "../controlplane/control-plane.ts";
 import { freePort } from "../lib/ports.ts";
 import { projectRoot } from "../lib/repo.ts";
 import type { PingPongPair } from "../operator/api/types.ts";
-import { installOperator, objectsIn, operatorServiceAccount } from "../operator/install.ts";
+import { installOperator, objectsIn, operatorServiceAccount } from "../controlplane/install.ts";
 import { connectionFromKubeconfig } from "../operator/runtime/cluster-connection.ts";
 import { Informer } from "../operator/runtime/informer.ts";
 import { KubeClient } from "../operator/runtime/kube-client.ts";

@@ -23,7 +23,7 @@ import {
   type V1PodSpec,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { installConfigDefault } from "../operator/install.ts";
+import { installConfigDefault } from "./install.ts";
 import { createCertificateAuthority, issueLeafCertificate } from "../lib/pki/mint.ts";
 import { nodeImagesDir } from "./binaries.ts";
 import type { ControlPlane } from "./control-plane.ts";

@@ -9,6 +9,7 @@ import { promisify } from "node:util";
 import type { CoreV1Event, V1Pod } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "../controlplane/testing.ts";
+import { metricValue } from "../workloads/testing/tls-client.ts";
 import type { PingPongPair } from "./api/types.ts";
 import type { RunningOperator } from "./operator.ts";
 import { OperatorEnvironment } from "./testing/environment.ts";
@@ -97,7 +98,16 @@ describe("ping health in the pair's status", () => {
     // Steady and healthy: both pingers are read every second, but status is not rewritten for
     // each read (noise is not written), and no further Event is recorded.
     const writesBefore = await operator.client.writeCount();
-    await new Promise((r) => setTimeout(r, 6 * healthIntervalMs));
+    const reads = async () =>
+      metricValue(
+        await (await fetch(`${operator.probes.url}/metrics`)).text(),
+        'pingpong_operator_pod_status_reads_total{component="pinger",result="ok"}',
+      ) ?? 0;
+    const readsBefore = await reads();
+    // Six more reads of each pinger, however long the reader takes.
+    await eventually("six more reads of both pingers", async () =>
+      (await reads()) >= readsBefore + 12 ? true : undefined,
+    );
     expect((await operator.client.writeCount()) - writesBefore).toBeLessThan(6);
     expect((await events("healthy")).filter((e) => e.reason === "Healthy")).toHaveLength(1);
     expect((await env.pair(namespace, "healthy"))?.status?.ping?.success).toBe("100%");

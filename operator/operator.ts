@@ -10,22 +10,19 @@ import { type ProbeServer, startProbeServer } from "../lib/probe-server.ts";
 import type { PingPongPair } from "./api/types.ts";
 import { kind as pairKind } from "./api/types.ts";
 import { registerLeaderMetric, registerPairMetrics } from "./pair-metrics.ts";
-import { childSelector } from "./pingpongpair/names.ts";
-import {
-  type CacheLookup,
-  ChildConflictError,
-  createReconciler,
-  pingRefreshMs,
-} from "./pingpongpair/reconcile.ts";
+import { type CacheLookup, ChildConflictError } from "./pingpongpair/apply.ts";
+import { childSelector, instanceLabel } from "./pingpongpair/names.ts";
+import { createReconciler, pingRefreshMs } from "./pingpongpair/reconcile.ts";
 import { PodStatusReader, slimPod } from "./health/pod-status-reader.ts";
 import { WorkerPoolMinter } from "./pki/minter.ts";
 import type { ClusterConnection } from "./runtime/cluster-connection.ts";
 import { Controller, informerLifecycle } from "./runtime/controller.ts";
 import { KubeEventRecorder } from "./runtime/events.ts";
-import { Informer, type InformerEvent, objectKey, withoutManagedFields } from "./runtime/informer.ts";
+import { Informer, type InformerEvent, withoutManagedFields } from "./runtime/informer.ts";
 import { KubeApiError, KubeClient } from "./runtime/kube-client.ts";
 import { LeaderElector } from "./runtime/leader-election.ts";
 import { resources, type ResourceType } from "./runtime/resources.ts";
+import { enqueue, type Trigger, triggerByLabel, triggerOwner, triggerSelf } from "./runtime/triggers.ts";
 import { WorkQueue } from "./runtime/work-queue.ts";
 
 export interface OperatorOptions {
@@ -68,68 +65,49 @@ const childTypes: readonly ResourceType[] = [
   resources.podDisruptionBudget,
 ];
 
-/** The key of the PingPongPair that controls `object`, if any. */
-function ownerKey(object: KubernetesObject): string | undefined {
-  const owner = object.metadata?.ownerReferences?.find((o) => o.controller && o.kind === pairKind);
-  return owner ? `${object.metadata?.namespace ?? ""}/${owner.name}` : undefined;
-}
-
-/** The operator's informers, one per resource type and watched namespace, feeding `enqueue`. */
+/**
+ * The operator's informers, one per resource type and watched namespace. A pair's own events queue
+ * it; its children's queue their controlling pair; its pods' queue the pair named by their instance
+ * label (they are the Deployments' pods, owned by ReplicaSets).
+ */
 function createInformers(
   client: KubeClient,
   scopes: readonly (string | undefined)[],
-  enqueue: (key: string) => void,
+  queue: WorkQueue,
   lifecycle: (resource: string) => (event: InformerEvent) => void,
 ) {
-  const pairs = scopes.map(
-    (namespace) =>
-      new Informer<PingPongPair>({
-        client,
-        type: resources.pingPongPair,
-        namespace,
-        transform: withoutManagedFields,
-        onChange: (change, pair) => {
-          if (change !== "deleted") enqueue(objectKey(pair));
-        },
-        onLifecycle: lifecycle(resources.pingPongPair.plural),
-      }),
-  );
+  const informer = <T extends KubernetesObject>(
+    type: ResourceType,
+    trigger: Trigger<T>,
+    options: { labelSelector?: string; transform: (object: T) => T },
+  ) =>
+    scopes.map(
+      (namespace) =>
+        new Informer<T>({
+          client,
+          type,
+          namespace,
+          ...options,
+          onChange: enqueue(queue, trigger),
+          onLifecycle: lifecycle(type.plural),
+        }),
+    );
+  const pairs = informer<PingPongPair>(resources.pingPongPair, triggerSelf(pairKind), {
+    transform: withoutManagedFields,
+  });
   const children = new Map(
     childTypes.map((type) => [
       type.kind,
-      scopes.map(
-        (namespace) =>
-          new Informer<KubernetesObject>({
-            client,
-            type,
-            namespace,
-            labelSelector: childSelector,
-            transform: withoutManagedFields,
-            onChange: (_change, object) => {
-              const key = ownerKey(object);
-              if (key) enqueue(key);
-            },
-            onLifecycle: lifecycle(type.plural),
-          }),
-      ),
+      informer(type, triggerOwner(pairKind, type.kind), {
+        labelSelector: childSelector,
+        transform: withoutManagedFields,
+      }),
     ]),
   );
-  // The pairs' pods (they carry the template's labels): where to read their /status.
-  const pods = scopes.map(
-    (namespace) =>
-      new Informer<V1Pod>({
-        client,
-        type: resources.pod,
-        namespace,
-        labelSelector: childSelector,
-        transform: slimPod,
-        onChange: (_change, pod) => {
-          const pair = pod.metadata?.labels?.["app.kubernetes.io/instance"];
-          if (pair) enqueue(`${pod.metadata?.namespace ?? ""}/${pair}`);
-        },
-        onLifecycle: lifecycle(resources.pod.plural),
-      }),
-  );
+  const pods = informer<V1Pod>(resources.pod, triggerByLabel(instanceLabel, "Pod"), {
+    labelSelector: childSelector,
+    transform: slimPod,
+  });
   return { pairs, children, pods, all: [...pairs, ...[...children.values()].flat(), ...pods] };
 }
 
@@ -157,31 +135,14 @@ function certificatesIssuedCounter(registry: Registry): (role: string, reason: s
   return (role, reason) => issued.inc({ role, reason });
 }
 
-export async function startOperator(options: OperatorOptions): Promise<RunningOperator> {
-  const { logger } = options;
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  const client = new KubeClient(options.connection, registry);
-  const minter = new WorkerPoolMinter();
-  const recorder = new KubeEventRecorder(client, logger);
-  const scopes = options.namespaces.length > 0 ? [...options.namespaces] : [undefined];
-
-  // Informers feed the queue; the reconciler reads their caches; the controller runs the queue.
-  const queue = new WorkQueue();
-  const informers = createInformers(
-    client,
-    scopes,
-    (key) => queue.add(key),
-    informerLifecycle(registry, logger),
-  );
-  const healthIntervalMs = options.healthIntervalMs ?? 10_000;
-  const reader = new PodStatusReader({
-    intervalMs: healthIntervalMs,
-    pods: () => informers.pods.flatMap((i) => i.list()),
-    onChange: (key) => queue.add(key),
-    refreshMs: pingRefreshMs(healthIntervalMs),
-    logger,
-  });
+/** The pair controller: the reconciler on the informers' caches, and the error policy. */
+function createPairController(
+  options: OperatorOptions,
+  parts: { client: KubeClient; registry: Registry; queue: WorkQueue; reader: PodStatusReader },
+  informers: ReturnType<typeof createInformers>,
+  minter: WorkerPoolMinter,
+): Controller {
+  const { client, registry, queue, reader } = parts;
   const reconcile = createReconciler({
     client,
     caches: {
@@ -189,18 +150,17 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       children: new Map([...informers.children].map(([kind, list]) => [kind, lookup(list)])),
     },
     minter,
-    recorder,
-    logger,
+    recorder: new KubeEventRecorder(client, options.logger),
     defaultImage: options.image,
     operatorNamespace: options.namespace,
     rotationStepMs: options.rotationStepMs,
-    healthIntervalMs,
+    healthIntervalMs: reader.intervalMs,
     readings: (namespace, name) => reader.readingsOf(namespace, name),
     onIssued: certificatesIssuedCounter(registry),
   });
-  const controller = new Controller({
+  return new Controller({
     name: "pingpongpair",
-    logger,
+    logger: options.logger,
     registry,
     queue,
     informers: informers.all,
@@ -215,10 +175,31 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
           ? `api_${error.status}`
           : "error",
   });
+}
+
+export async function startOperator(options: OperatorOptions): Promise<RunningOperator> {
+  const { logger } = options;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const client = new KubeClient(options.connection, registry);
+  const minter = new WorkerPoolMinter();
+  const scopes = options.namespaces.length > 0 ? [...options.namespaces] : [undefined];
+
+  // Informers feed the queue; the reconciler reads their caches; the controller runs the queue.
+  const queue = new WorkQueue();
+  const informers = createInformers(client, scopes, queue, informerLifecycle(registry, logger));
+  const healthIntervalMs = options.healthIntervalMs ?? 10_000;
+  const reader = new PodStatusReader({
+    intervalMs: healthIntervalMs,
+    pods: () => informers.pods.flatMap((i) => i.list()),
+    onChange: (key) => queue.add(key, "ping health or loaded certificates changed"),
+    refreshMs: pingRefreshMs(healthIntervalMs),
+    logger,
+    registry,
+  });
+  const controller = createPairController(options, { client, registry, queue, reader }, informers, minter);
   registerPairMetrics(registry, () => informers.pairs.flatMap((i) => i.list()));
 
-  let synced = false;
-  let stopping = false;
   const elector = options.leaderElection
     ? new LeaderElector({
         client,
@@ -228,7 +209,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       })
     : undefined;
   registerLeaderMetric(registry, () => (elector ? elector.isLeader : true));
-
+  const state = { synced: false, stopping: false };
   const probes = await startProbeServer({
     address: options.metricsAddress,
     port: options.metricsPort,
@@ -236,33 +217,18 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     logger,
     // A standby is ready: it is healthy and waiting; only the leader has caches to sync.
     readiness: () =>
-      stopping
+      state.stopping
         ? { ready: false, reason: "shutting down" }
-        : synced || (elector !== undefined && !elector.isLeader)
+        : state.synced || (elector !== undefined && !elector.isLeader)
           ? { ready: true }
           : { ready: false, reason: "caches are syncing" },
   });
 
-  const leading = (async () => {
-    if (elector) {
-      const won = await elector.acquire(() => {
-        logger.error("Leadership lost; stopping");
-        options.onLostLeadership?.();
-      });
-      if (!won) return new Promise<void>(() => undefined);
-    }
+  const leading = lead(options, elector, async () => {
     await controller.start();
     reader.start();
-    synced = true;
-    logger.info(
-      { namespaces: options.namespaces.length > 0 ? options.namespaces : "all", workers: options.workers },
-      "Operator started",
-    );
-  })();
-  leading.catch((error: unknown) => {
-    logger.error({ err: error }, "Operator failed to start");
+    state.synced = true;
   });
-
   return {
     probes,
     client,
@@ -270,7 +236,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     identity: elector?.identity,
     leading,
     stop: async () => {
-      stopping = true;
+      state.stopping = true;
       await reader.stop();
       await controller.stop();
       await elector?.release();
@@ -280,4 +246,31 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       await probes.close();
     },
   };
+}
+
+/** Waits for leadership (when elected), then starts; never resolves for a standby that stays one. */
+function lead(
+  options: OperatorOptions,
+  elector: LeaderElector | undefined,
+  start: () => Promise<void>,
+): Promise<void> {
+  const { logger } = options;
+  const leading = (async () => {
+    if (elector) {
+      const won = await elector.acquire(() => {
+        logger.error("Leadership lost; stopping");
+        options.onLostLeadership?.();
+      });
+      if (!won) return new Promise<void>(() => undefined);
+    }
+    await start();
+    logger.info(
+      { namespaces: options.namespaces.length > 0 ? options.namespaces : "all", workers: options.workers },
+      "Operator started",
+    );
+  })();
+  leading.catch((error: unknown) => {
+    logger.error({ err: error }, "Operator failed to start");
+  });
+  return leading;
 }

@@ -18,7 +18,7 @@ import { commandOutput } from "../operator/commands/testing.ts";
 import { eventually, NodeTestLock, startTestControlPlane, testNamespace } from "../controlplane/testing.ts";
 import { freePort } from "../lib/ports.ts";
 import { projectRoot } from "../lib/repo.ts";
-import { installConfigDefault, operatorRolledOut } from "../operator/install.ts";
+import { installConfigDefault, operatorRolledOut } from "../controlplane/install.ts";
 import type { PingPongPair } from "../operator/api/types.ts";
 import { selectorString } from "../operator/pingpongpair/names.ts";
 import { parseTrustBundle } from "../lib/pki/bundle.ts";

@@ -15,7 +15,7 @@ import { errorMessage } from "../lib/logger.ts";
 import { projectRoot } from "../lib/repo.ts";
 import { loadCrd } from "../operator/api/crd.ts";
 import type { PingPongPair } from "../operator/api/types.ts";
-import { objectsIn, objectsInYaml, operatorServiceAccount, rbacObjects } from "../operator/install.ts";
+import { objectsIn, objectsInYaml, operatorServiceAccount, rbacObjects } from "../controlplane/install.ts";
 import { type RunningOperator, startOperator } from "../operator/operator.ts";
 import { childNames } from "../operator/pingpongpair/names.ts";
 import { connectionFromKubeconfig } from "../operator/runtime/cluster-connection.ts";

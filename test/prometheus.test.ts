@@ -20,7 +20,7 @@ import { applyCrds, eventually } from "../controlplane/testing.ts";
 import { createLogger } from "../lib/logger.ts";
 import { mintTestPki } from "../lib/pki/testing/fixtures.ts";
 import { projectRoot } from "../lib/repo.ts";
-import { objectsInYaml } from "../operator/install.ts";
+import { objectsInYaml } from "../controlplane/install.ts";
 import { OperatorEnvironment } from "../operator/testing/environment.ts";
 import { type Pinger, startPinger } from "../workloads/pinger/pinger.ts";
 import { type Ponger, startPonger } from "../workloads/ponger/ponger.ts";

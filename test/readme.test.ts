@@ -34,8 +34,8 @@ describe("README.md", () => {
 describe("README.md's demo output", () => {
   /** Every `progress(...)`/`say(...)` template of the demo and the cluster, as a regex. */
   function printedTemplates(): RegExp[] {
-    const sources = ["operator/demo.ts", "controlplane/control-plane.ts", "controlplane/node.ts"].map((f) =>
-      readFileSync(join(root, f), "utf8"),
+    const sources = ["controlplane/demo.ts", "controlplane/control-plane.ts", "controlplane/node.ts"].map(
+      (f) => readFileSync(join(root, f), "utf8"),
     );
     const literals = sources.flatMap((text) =>
       [...text.matchAll(/progress\(\s*(`[^`]*`|"[^"]*")/g)].map((m) => m[1] ?? ""),

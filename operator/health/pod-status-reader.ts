@@ -14,6 +14,7 @@
  */
 import type { V1Pod } from "@kubernetes/client-node";
 import { Agent, request } from "undici";
+import { Counter, type Registry } from "prom-client";
 import { errorMessage, type Logger } from "../../lib/logger.ts";
 import { latencyMoved, percent } from "./ping-health.ts";
 
@@ -52,6 +53,8 @@ export interface PodStatusReaderOptions {
   /** How often an unchanged healthy pair is still refreshed (its last pong). */
   readonly refreshMs?: number;
   readonly random?: () => number;
+  /** Where to count reads (pingpong_operator_pod_status_reads_total). */
+  readonly registry?: Registry;
 }
 
 const componentLabel = "app.kubernetes.io/component";
@@ -210,10 +213,22 @@ export class PodStatusReader {
   private inFlight = 0;
   private readonly waiting: (() => void)[] = [];
   private readonly reading = new Set<string>();
+  private readonly reads: Counter<"component" | "result"> | undefined;
   private stopped = false;
+  /** How often each pair's pods are read. */
+  readonly intervalMs: number;
 
   constructor(options: PodStatusReaderOptions) {
     this.options = options;
+    this.intervalMs = options.intervalMs;
+    this.reads =
+      options.registry &&
+      new Counter({
+        name: "pingpong_operator_pod_status_reads_total",
+        help: "Reads of the pair pods' /status, by component and result (ok, error).",
+        labelNames: ["component", "result"] as const,
+        registers: [options.registry],
+      });
     const timeoutMs = options.timeoutMs ?? 2_000;
     this.agent = new Agent({
       connect: { timeout: timeoutMs },
@@ -302,6 +317,8 @@ export class PodStatusReader {
     try {
       const readings = await Promise.all(pods.map((pod) => this.limited(() => this.readPod(pod))));
       if (this.stopped) return;
+      for (const r of readings)
+        this.reads?.inc({ component: r.component, result: r.error === undefined ? "ok" : "error" });
       state.readings = new Map(readings.map((r) => [r.pod, r]));
       const meaning = new Map(readings.map((r) => [r.pod, podMeaning(r)]));
       if (readingsChanged(state.notified, meaning, this.options.refreshMs ?? 300_000)) {

@@ -30,11 +30,14 @@ export function childNames(pair: string): ChildNames {
   };
 }
 
+/** The label that names a child's (and a pod's) pair. */
+export const instanceLabel = "app.kubernetes.io/instance";
+
 /** The labels that select a component's pods. Immutable in a Deployment, so never add to them. */
 export function selectorLabels(pair: string, component: Component): Record<string, string> {
   return {
     "app.kubernetes.io/name": appName,
-    "app.kubernetes.io/instance": pair,
+    [instanceLabel]: pair,
     "app.kubernetes.io/component": component,
   };
 }

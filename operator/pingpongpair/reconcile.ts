@@ -1,54 +1,40 @@
 /**
- * Reconcile one PingPongPair: read it and its children from the caches, decide the certificates,
- * build every child with the pure builders, write what differs with server-side apply, and write the
- * status when it changed. It acts on state, not on events, so it is safe to run any number of times:
- * a crash halfway is finished by the next run.
+ * Reconcile one PingPongPair: read it and its children from the caches, plan and issue the
+ * certificates, apply every child the pure builders describe, and report (status, Events). It acts on
+ * state, not on events, so it is safe to run any number of times: a crash halfway is finished by the
+ * next run.
+ *
+ *   read     the pair, its Secrets and Deployments (caches), its pods' /status readings
+ *   plan     resolveSpec, then the certificates (certificate-plan.ts, carried out by certificates.ts)
+ *   apply    Secrets, then the workload children (children.ts), through apply.ts
+ *   report   ping health, status (status.ts, written by status-writer.ts), Events (pair-events.ts)
  */
-import { isDeepStrictEqual } from "node:util";
-import type { KubernetesObject } from "@kubernetes/client-node";
-import { errorMessage, type Logger } from "../../lib/logger.ts";
-import { InvalidSpecError, resolveSpec } from "../api/spec.ts";
-import {
-  apiVersion,
-  conditionTypes,
-  kind,
-  type PingPongPair,
-  type PingPongPairStatus,
-} from "../api/types.ts";
+import type { Logger } from "../../lib/logger.ts";
+import { errorMessage } from "../../lib/logger.ts";
+import { InvalidSpecError, type ResolvedSpec, resolveSpec } from "../api/spec.ts";
+import type { PingPongPair, PingPongPairStatus } from "../api/types.ts";
+import { pingHealth } from "../health/ping-health.ts";
+import type { PairReadings } from "../health/pod-status-reader.ts";
 import type { CertificateMinter } from "../pki/minter.ts";
-import type { ReconcileResult } from "../runtime/controller.ts";
+import type { ReconcileRequest, ReconcileResult } from "../runtime/controller.ts";
 import type { EventRecorder } from "../runtime/events.ts";
-import type { Informer } from "../runtime/informer.ts";
 import type { KubeClient } from "../runtime/kube-client.ts";
-import { resourceTypeOf } from "../runtime/resources.ts";
-import { reconcileCertificates } from "./certificates.ts";
+import { ChildConflictError, ChildWriter, type PairCaches } from "./apply.ts";
+import { certificatesResult, type CertificatesResult, issueCertificates } from "./certificates.ts";
 import { desiredWorkloadChildren } from "./children.ts";
 import { childNames } from "./names.ts";
-import { type PingerReading, type PingerReport, pingHealth } from "../health/ping-health.ts";
-import { loadedTls, type PairReadings, type PodReading } from "../health/pod-status-reader.ts";
-import type { PodObservation } from "./ca-rotation.ts";
+import { healthEvent, issuanceEvent, type PairEvent, problemEvent, rotationEvent } from "./pair-events.ts";
+import { pingerReadings, podObservations } from "./readings.ts";
 import { buildStatus, type Problem } from "./status.ts";
+import { writeStatus } from "./status-writer.ts";
 
-/** A child exists under our name but belongs to someone else: we will not overwrite it. */
-export class ChildConflictError extends Error {
-  override readonly name = "ChildConflictError";
-}
-
-/** Reads from informer caches: the reconciler only looks objects up. */
-export type CacheLookup<T extends KubernetesObject> = Pick<Informer<T>, "get">;
-
-export interface PairCaches {
-  readonly pairs: CacheLookup<PingPongPair>;
-  /** Child caches by kind ("Secret", "Deployment", ...). */
-  readonly children: ReadonlyMap<string, CacheLookup<KubernetesObject>>;
-}
+export { type CacheLookup, ChildConflictError, containsAll, type PairCaches } from "./apply.ts";
 
 export interface ReconcilerContext {
   readonly client: KubeClient;
   readonly caches: PairCaches;
   readonly minter: CertificateMinter;
   readonly recorder: EventRecorder;
-  readonly logger: Logger;
   readonly defaultImage: string;
   readonly operatorNamespace: string;
   readonly rotationStepMs: number;
@@ -58,23 +44,6 @@ export interface ReconcilerContext {
   /** Told of every certificate issued (counted in pingpong_operator_certificates_issued_total). */
   readonly onIssued?: (role: string, reason: string) => void;
   readonly now?: () => Date;
-}
-
-/** Whether every field of `desired` is present with the same value in `live` (arrays element-wise). */
-export function containsAll(live: unknown, desired: unknown): boolean {
-  if (desired === null || typeof desired !== "object") return live === desired;
-  if (Array.isArray(desired)) {
-    return (
-      Array.isArray(live) &&
-      live.length === desired.length &&
-      desired.every((d, i) => containsAll(live[i], d))
-    );
-  }
-  if (live === null || typeof live !== "object" || Array.isArray(live)) return false;
-  const record = live as Record<string, unknown>;
-  return Object.entries(desired).every(
-    ([key, value]) => value === undefined || containsAll(record[key], value),
-  );
 }
 
 const minimumRequeueMs = 1_000;
@@ -87,206 +56,129 @@ export function pingRefreshMs(healthIntervalMs: number): number {
   return Math.max(300_000, 6 * healthIntervalMs);
 }
 
-/** What a pod reported having loaded, as the CA rotation needs it. */
-function observation(reading: PodReading): PodObservation {
-  const base = { pod: reading.pod, component: reading.component };
-  if (reading.error !== undefined) return { ...base, error: reading.error };
-  const tls = loadedTls(reading);
-  if (!tls) return { ...base, error: "its /status reports no TLS material" };
-  return {
-    ...base,
-    trust: tls.trustBundle.map((c) => c.sha256Fingerprint),
-    leaf: tls.certificate?.sha256Fingerprint,
-  };
+/** Ping results count as recent for a few pings' worth, and more than one read apart. */
+function recentMs(spec: ResolvedSpec, healthIntervalMs: number): number {
+  return Math.max(30_000, 5 * spec.pinger.intervalMs, 3 * healthIntervalMs);
 }
 
-/** A pinger pod's reading as health needs it; a /status without a ping window is an error. */
-function pingerReading(reading: PodReading): PingerReading {
-  const window = reading.status?.window;
-  if (reading.error !== undefined || typeof window !== "object" || window === null) {
-    return { pod: reading.pod, at: reading.at, error: reading.error ?? "its /status has no ping window" };
-  }
-  return { pod: reading.pod, at: reading.at, report: reading.status as unknown as PingerReport };
-}
-
-export function createReconciler(context: ReconcilerContext): (key: string) => Promise<ReconcileResult> {
-  const { client, caches, minter, recorder, logger } = context;
+export function createReconciler(
+  context: ReconcilerContext,
+): (request: ReconcileRequest) => Promise<ReconcileResult> {
+  const { caches } = context;
   const now = context.now ?? (() => new Date());
-  const child = (kindName: string, namespace: string, name: string): KubernetesObject | undefined =>
-    caches.children.get(kindName)?.get(namespace, name);
+  const children = new ChildWriter(context.client, caches);
 
-  /** Applies `desired` unless the cached child already has it; refuses to take over a stranger's object. */
-  async function ensure(pair: PingPongPair, desired: KubernetesObject): Promise<void> {
-    const namespace = desired.metadata?.namespace ?? "";
-    const name = desired.metadata?.name ?? "";
-    const cached = child(desired.kind ?? "", namespace, name);
-    if (cached && containsAll(cached, desired)) return;
-    if (!cached) {
-      // Not in our cache (which holds only objects we label): make sure no one else's object has the name.
-      const existing = await client.get(resourceTypeOf(desired.apiVersion, desired.kind), namespace, name);
-      const ownerUid = existing?.metadata?.ownerReferences?.find((o) => o.controller)?.uid;
-      if (existing && ownerUid !== pair.metadata?.uid) {
-        throw new ChildConflictError(
-          `${desired.kind ?? "object"} ${namespace}/${name} already exists and is not managed by this PingPongPair; delete or rename it`,
-        );
-      }
-    }
-    await client.apply(desired);
+  function record(pair: PingPongPair, log: Logger, event: PairEvent | undefined): void {
+    if (!event) return;
+    log.info({ event: event.reason }, event.message);
+    context.recorder.record(pair, event.type, event.reason, event.message);
   }
 
-  async function remove(kindName: string, namespace: string, name: string): Promise<void> {
-    const cached = child(kindName, namespace, name);
-    if (!cached) return;
-    const type = resourceTypeOf(cached.apiVersion, cached.kind);
-    await client.delete(type, namespace, name);
+  async function reportProblem(pair: PingPongPair, log: Logger, problem: Problem): Promise<void> {
+    await writeStatus(context.client, pair, buildStatus({ pair, now: now(), problem }));
+    record(pair, log, problemEvent(pair.status, problem));
   }
 
-  async function writeStatus(pair: PingPongPair, status: PingPongPairStatus): Promise<void> {
-    // Structural comparison: the API server returns fields in its own order. The JSON round trip
-    // drops undefined fields, which the server never stores.
-    if (isDeepStrictEqual(JSON.parse(JSON.stringify(status)), pair.status ?? {})) return;
-    await client.apply(
-      {
-        apiVersion,
-        kind,
-        metadata: { name: pair.metadata?.name ?? "", namespace: pair.metadata?.namespace ?? "" },
-        status,
-      },
-      "status",
-    );
-  }
-
-  async function reportProblem(pair: PingPongPair, problem: Problem): Promise<void> {
-    const status = buildStatus({ pair, now: now(), problem });
-    const alreadyReported = pair.status?.conditions?.some(
-      (c) => c.type === "Ready" && c.reason === problem.reason && c.message === problem.message,
-    );
-    await writeStatus(pair, status);
-    if (!alreadyReported) recorder.record(pair, "Warning", problem.reason, problem.message);
-  }
-
-  /** An Event for each CA rotation step, and one when a step waits past its deadline. */
-  function recordRotation(pair: PingPongPair, status: PingPongPairStatus, advanced: boolean): void {
-    const before = pair.status?.conditions?.find((c) => c.type === conditionTypes.certificatesReady);
-    const after = status.conditions?.find((c) => c.type === conditionTypes.certificatesReady);
-    if (!after) return;
-    if (after.reason === "RotationStuck" && before?.reason !== "RotationStuck") {
-      recorder.record(pair, "Warning", "RotationStuck", after.message);
-    } else if (
-      advanced &&
-      (after.reason === "RotatingCA" || before?.reason === "RotatingCA" || before?.reason === "RotationStuck")
-    ) {
-      recorder.record(
-        pair,
-        "Normal",
-        after.reason === "RotatingCA" ? "CARotationStep" : "CARotationDone",
-        after.message,
-      );
-    }
-  }
-
-  /** One Event when PingHealthy changes status, none for each read. */
-  function recordHealthTransition(pair: PingPongPair, status: PingPongPairStatus): void {
-    const before = pair.status?.conditions?.find((c) => c.type === conditionTypes.pingHealthy);
-    const after = status.conditions?.find((c) => c.type === conditionTypes.pingHealthy);
-    if (!after || before?.status === after.status) return;
-    if (!before && after.status === "Unknown") return;
-    recorder.record(
-      pair,
-      after.status === "False" ? "Warning" : "Normal",
-      after.reason,
-      `ping health is ${after.status}: ${after.message}`,
-    );
-  }
-
-  return async function reconcile(key: string): Promise<ReconcileResult> {
-    const [namespace = "", name = ""] = key.split("/");
-    const pair = caches.pairs.get(namespace, name);
-    // Deleted: the garbage collector removes the children through their ownerReferences.
-    if (!pair || pair.metadata?.deletionTimestamp) return {};
-    const log = logger.child({ pair: key });
-
-    let spec;
-    try {
-      spec = resolveSpec(pair, context.defaultImage);
-    } catch (error) {
-      if (!(error instanceof InvalidSpecError)) throw error;
-      // Terminal until the spec changes: report it, touch nothing else.
-      log.warn({ problems: error.problems }, "Invalid spec");
-      await reportProblem(pair, {
-        reason: "InvalidSpec",
-        message: `${error.message}; fix the spec and apply it again`,
-      });
-      return { outcome: "invalid_spec" };
-    }
-
+  /** Plans and issues the certificates, and applies the Secrets that hold them. */
+  async function certificates(pair: PingPongPair, spec: ResolvedSpec, readings: PairReadings, log: Logger) {
+    const { name = "", namespace = "" } = pair.metadata ?? {};
     const names = childNames(name);
-    const secret = (n: string) => child("Secret", namespace, n);
-    try {
-      const started = now();
-      const readings = context.readings(namespace, name);
-      const certificates = await reconcileCertificates({
-        pair,
+    const secret = (n: string) => children.cached("Secret", namespace, n);
+    const plan = await issueCertificates(
+      {
+        name,
+        namespace,
         spec,
         stored: {
           ca: secret(names.caSecret),
           ponger: secret(names.pongerSecret),
           pinger: secret(names.pingerSecret),
         },
-        minter,
-        now: started,
+        now: now(),
         rotationStepMs: context.rotationStepMs,
-        pods: {
-          observations: readings.pods.map(observation),
-          running: readings.running.ponger + readings.running.pinger,
-        },
-      });
-      for (const desired of certificates.secrets) await ensure(pair, desired);
-      for (const issued of certificates.issued) {
-        const what = issued.role === "ca" ? "CA" : `${issued.role} certificate`;
-        log.info({ role: issued.role, reason: issued.reason, serial: issued.serial }, `Issued ${what}`);
-        context.onIssued?.(issued.role, issued.reason);
-        recorder.record(
-          pair,
-          "Normal",
-          issued.role === "ca" ? "IssuedCA" : "IssuedCertificate",
-          `issued the ${what} (serial ${issued.serial}): ${issued.message}`,
-        );
-      }
+        pods: podObservations(readings),
+      },
+      context.minter,
+    );
+    const result = certificatesResult(pair, spec, plan);
+    for (const desired of result.secrets) await children.ensure(pair, desired);
+    for (const issued of result.issued) {
+      context.onIssued?.(issued.role, issued.reason);
+      record(pair, log, issuanceEvent(issued));
+    }
+    return result;
+  }
 
-      const desired = desiredWorkloadChildren({ pair, spec, operatorNamespace: context.operatorNamespace });
-      for (const object of desired) await ensure(pair, object);
-      // What the spec no longer asks for.
-      if (spec.ponger.replicas <= 1) await remove("PodDisruptionBudget", namespace, names.ponger);
-      if (!spec.networkPolicy.enabled) {
-        await remove("NetworkPolicy", namespace, names.ponger);
-        await remove("NetworkPolicy", namespace, names.pinger);
-      }
+  /** The workload children the spec asks for, and the removal of those it no longer does. */
+  async function workloads(pair: PingPongPair, spec: ResolvedSpec): Promise<void> {
+    const { name = "", namespace = "" } = pair.metadata ?? {};
+    const names = childNames(name);
+    const desired = desiredWorkloadChildren({ pair, spec, operatorNamespace: context.operatorNamespace });
+    for (const object of desired) await children.ensure(pair, object);
+    if (spec.ponger.replicas <= 1) await children.remove("PodDisruptionBudget", namespace, names.ponger);
+    if (!spec.networkPolicy.enabled) {
+      await children.remove("NetworkPolicy", namespace, names.ponger);
+      await children.remove("NetworkPolicy", namespace, names.pinger);
+    }
+  }
 
-      const health = pingHealth({
-        readings: readings.pods.filter((r) => r.component === "pinger").map(pingerReading),
-        runningPingers: readings.running.pinger,
-        threshold: spec.pinger.successThreshold,
-        // Recent: a few pings' worth, and more than one read apart.
-        recentMs: Math.max(30_000, 5 * spec.pinger.intervalMs, 3 * context.healthIntervalMs),
-        now: now(),
+  function status(
+    pair: PingPongPair,
+    spec: ResolvedSpec,
+    readings: PairReadings,
+    issued: CertificatesResult,
+  ): PingPongPairStatus {
+    const { name = "", namespace = "" } = pair.metadata ?? {};
+    const names = childNames(name);
+    const health = pingHealth({
+      readings: pingerReadings(readings),
+      runningPingers: readings.running.pinger,
+      threshold: spec.pinger.successThreshold,
+      recentMs: recentMs(spec, context.healthIntervalMs),
+      now: now(),
+    });
+    return buildStatus({
+      pair,
+      now: now(),
+      spec,
+      certificates: issued,
+      deployments: {
+        ponger: children.cached("Deployment", namespace, names.ponger),
+        pinger: children.cached("Deployment", namespace, names.pinger),
+      },
+      health: { value: health, refreshMs: pingRefreshMs(context.healthIntervalMs) },
+    });
+  }
+
+  return async function reconcile({ key, log }: ReconcileRequest): Promise<ReconcileResult> {
+    const [namespace = "", name = ""] = key.split("/");
+    const pair = caches.pairs.get(namespace, name);
+    // Deleted: the garbage collector removes the children through their ownerReferences.
+    if (!pair || pair.metadata?.deletionTimestamp) return {};
+    let spec: ResolvedSpec;
+    try {
+      spec = resolveSpec(pair, context.defaultImage);
+    } catch (error) {
+      if (!(error instanceof InvalidSpecError)) throw error;
+      // Terminal until the spec changes: report it, touch nothing else.
+      log.warn({ problems: error.problems }, "Invalid spec");
+      await reportProblem(pair, log, {
+        reason: "InvalidSpec",
+        message: `${error.message}; fix the spec and apply it again`,
       });
-      const status = buildStatus({
-        pair,
-        now: now(),
-        spec,
-        certificates,
-        deployments: {
-          ponger: child("Deployment", namespace, names.ponger),
-          pinger: child("Deployment", namespace, names.pinger),
-        },
-        health: { value: health, refreshMs: pingRefreshMs(context.healthIntervalMs) },
-      });
-      await writeStatus(pair, status);
-      recordHealthTransition(pair, status);
-      recordRotation(pair, status, certificates.caRotationAdvanced);
+      return { outcome: "invalid_spec" };
+    }
+    try {
+      const readings = context.readings(namespace, name);
+      const issued = await certificates(pair, spec, readings, log);
+      await workloads(pair, spec);
+      const next = status(pair, spec, readings, issued);
+      await writeStatus(context.client, pair, next);
+      record(pair, log, healthEvent(pair.status, next));
+      record(pair, log, rotationEvent(pair.status, next, issued.caRotationAdvanced));
       return {
-        requeueAfterMs: Math.max(minimumRequeueMs, certificates.nextCheck.getTime() - now().getTime()),
+        requeueAfterMs: Math.max(minimumRequeueMs, issued.nextCheck.getTime() - now().getTime()),
+        requeueReason: "certificate renewal or CA rotation step due",
       };
     } catch (error) {
       // Say why in status and as an event, then let the error policy retry. A failure to report
@@ -295,7 +187,7 @@ export function createReconciler(context: ReconcilerContext): (key: string) => P
         error instanceof ChildConflictError
           ? { reason: "ChildConflict", message: error.message }
           : { reason: "ReconcileError", message: errorMessage(error) };
-      await reportProblem(pair, problem).catch((reportError: unknown) => {
+      await reportProblem(pair, log, problem).catch((reportError: unknown) => {
         log.warn({ error: errorMessage(reportError) }, "Could not report the reconcile error in status");
       });
       throw error;

@@ -2,8 +2,11 @@
  * The controller loop: informer events become keys in the work queue ("namespace/name" of the
  * primary object); workers take keys and call reconcile, one at a time per key, several keys at once.
  * Reconcile reads state, not events ("level-based"). Its answer says when to look again; a thrown
- * error goes to the error policy, which by default backs the key off exponentially.
+ * error goes to the error policy, which by default backs the key off exponentially. Each reconcile
+ * gets an ID and the reason it runs (as controller-runtime's reconcileID and kube-runtime's
+ * ReconcileReason), on a logger that carries both.
  */
+import { randomBytes } from "node:crypto";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { Logger } from "../../lib/logger.ts";
@@ -19,6 +22,19 @@ export interface ReconcileResult {
    * (e.g. invalid_spec: reported, and not retried until it changes); "success" when unset.
    */
   readonly outcome?: string;
+  /** Why the requeue is asked for, in the next reconcile's log ("renewal or rotation check"). */
+  readonly requeueReason?: string;
+}
+
+/** One run of reconcile: the key, and what to tell its log. */
+export interface ReconcileRequest {
+  readonly key: string;
+  /** Unique to this run; every line it logs carries it. */
+  readonly id: string;
+  /** What queued the key: an informer event, a requeue, a retry after an error. */
+  readonly reason: string;
+  /** The controller's logger with the key, the ID and the reason. */
+  readonly log: Logger;
 }
 
 /** What to do after a failed reconcile: back off, or look again at a fixed time. */
@@ -32,7 +48,7 @@ export interface ControllerOptions {
   readonly queue?: WorkQueue;
   /** Started by start(), which waits for their caches before the first reconcile. */
   readonly informers?: readonly Informer<KubernetesObject>[];
-  readonly reconcile: (key: string) => Promise<ReconcileResult>;
+  readonly reconcile: (request: ReconcileRequest) => Promise<ReconcileResult>;
   readonly errorPolicy?: (key: string, error: unknown) => ErrorAction;
   /** A label for the reconcile-error metric, e.g. the error's kind. */
   readonly errorLabel?: (error: unknown) => string;
@@ -124,27 +140,30 @@ export class Controller {
       const key = await this.queue.get();
       if (key === undefined) return;
       const stopTimer = this.durations.startTimer({ controller: name });
+      const id = randomBytes(4).toString("hex");
+      const reason = this.queue.reasonOf(key);
+      const log = logger.child({ key, reconcileID: id, reason });
       try {
-        const result = await this.options.reconcile(key);
+        log.debug("Reconciling");
+        const result = await this.options.reconcile({ key, id, reason, log });
         this.reconciles.inc({ controller: name, result: result.outcome ?? "success" });
         this.queue.forget(key);
-        if (result.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
+        if (result.requeueAfterMs !== undefined) {
+          this.queue.addAfter(key, result.requeueAfterMs, result.requeueReason);
+        }
       } catch (error) {
         const label = this.options.errorLabel?.(error) ?? "error";
         this.reconciles.inc({ controller: name, result: label });
         const action = this.options.errorPolicy?.(key, error) ?? { backoff: true };
         if ("backoff" in action) {
           const delay = this.queue.addRateLimited(key);
-          logger.warn(
-            { key, error: errorMessage(error), retryInMs: delay },
+          log.warn(
+            { error: errorMessage(error), retryInMs: delay },
             "Reconcile failed; retrying with backoff",
           );
         } else {
-          this.queue.addAfter(key, action.requeueAfterMs);
-          logger.warn(
-            { key, error: errorMessage(error), retryInMs: action.requeueAfterMs },
-            "Reconcile failed",
-          );
+          this.queue.addAfter(key, action.requeueAfterMs, "retry after an error");
+          log.warn({ error: errorMessage(error), retryInMs: action.requeueAfterMs }, "Reconcile failed");
         }
       } finally {
         stopTimer();

@@ -93,4 +93,28 @@ describe("WorkQueue", () => {
     expect(queue.depth).toBe(0);
     expect(await queue.get()).toBeUndefined();
   });
+
+  it("tells the worker why a key runs: the first reason given while it waited", async () => {
+    const queue = new WorkQueue();
+    queue.add("a", "PingPongPair ns/a added");
+    queue.add("a", "Secret ns/a-ca modified");
+    const key = (await queue.get()) ?? "";
+    expect(queue.reasonOf(key)).toBe("PingPongPair ns/a added");
+    // Added while processing: it runs again after done(), for the reason it was added then.
+    queue.add("a", "Pod ns/a-pinger-x modified");
+    expect(queue.reasonOf(key)).toBe("PingPongPair ns/a added");
+    queue.done(key);
+    expect(queue.reasonOf((await queue.get()) ?? "")).toBe("Pod ns/a-pinger-x modified");
+  });
+
+  it("gives scheduled and retried keys their own reasons", async () => {
+    const queue = new WorkQueue({ baseMs: 100, maxMs: 1_000, jitter: 0 });
+    queue.addAfter("a", 1_000, "renewal due");
+    queue.addRateLimited("b");
+    await vi.advanceTimersByTimeAsync(1_000);
+    const first = (await queue.get()) ?? "";
+    const second = (await queue.get()) ?? "";
+    expect([first, queue.reasonOf(first)]).toEqual(["b", "retry 1 after an error"]);
+    expect([second, queue.reasonOf(second)]).toEqual(["a", "renewal due"]);
+  });
 });

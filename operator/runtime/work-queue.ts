@@ -5,6 +5,8 @@
  * - a key is handed to one worker at a time: added while being processed, it waits until done();
  * - failures back off per key, exponentially with jitter; forget() resets that after a success;
  * - addAfter() schedules a key for later (requeueAfter), keeping only the earliest time per key.
+ * Each add says why (an informer event, a requeue, a retry); a key keeps the first reason given while
+ * it waits, and reasonOf() tells the worker holding it why it runs (kube-runtime's ReconcileReason).
  */
 
 export interface BackoffOptions {
@@ -19,6 +21,10 @@ export const defaultBackoff: BackoffOptions = { baseMs: 200, maxMs: 5 * 60_000, 
 export class WorkQueue {
   private readonly queue: string[] = [];
   private readonly dirty = new Set<string>();
+  /** Why each waiting key was added (the first reason since it started waiting). */
+  private readonly pendingReasons = new Map<string, string>();
+  /** Why each key being processed runs. */
+  private readonly activeReasons = new Map<string, string>();
   private readonly processing = new Set<string>();
   private readonly failures = new Map<string, number>();
   private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
@@ -41,14 +47,14 @@ export class WorkQueue {
     return this.processing.size;
   }
 
-  add(key: string): void {
+  add(key: string, reason = "requested"): void {
     if (this.shuttingDown || this.dirty.has(key)) return;
     this.dirty.add(key);
+    if (!this.pendingReasons.has(key)) this.pendingReasons.set(key, reason);
     if (this.processing.has(key)) return; // done() queues it again
     const waiter = this.waiters.shift();
     if (waiter) {
-      this.dirty.delete(key);
-      this.processing.add(key);
+      this.take(key);
       waiter(key);
     } else {
       this.queue.push(key);
@@ -56,10 +62,10 @@ export class WorkQueue {
   }
 
   /** Adds `key` after `delayMs`; an earlier pending schedule for the key wins. */
-  addAfter(key: string, delayMs: number): void {
+  addAfter(key: string, delayMs: number, reason = "requeued"): void {
     if (this.shuttingDown) return;
     if (delayMs <= 0) {
-      this.add(key);
+      this.add(key, reason);
       return;
     }
     const at = Date.now() + delayMs;
@@ -71,8 +77,8 @@ export class WorkQueue {
       () => {
         this.delayed.delete(key);
         const left = at - Date.now();
-        if (left > 0) this.addAfter(key, left);
-        else this.add(key);
+        if (left > 0) this.addAfter(key, left, reason);
+        else this.add(key, reason);
       },
       Math.min(delayMs, 2 ** 31 - 1),
     );
@@ -86,7 +92,7 @@ export class WorkQueue {
     this.failures.set(key, failures + 1);
     const delay = Math.min(this.backoff.maxMs, this.backoff.baseMs * 2 ** failures);
     const withJitter = Math.round(delay * (1 + this.backoff.jitter * this.random()));
-    this.addAfter(key, withJitter);
+    this.addAfter(key, withJitter, `retry ${failures + 1} after an error`);
     return withJitter;
   }
 
@@ -102,20 +108,32 @@ export class WorkQueue {
   get(): Promise<string | undefined> {
     const key = this.queue.shift();
     if (key !== undefined) {
-      this.dirty.delete(key);
-      this.processing.add(key);
+      this.take(key);
       return Promise.resolve(key);
     }
     if (this.shuttingDown) return Promise.resolve(undefined);
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
+  /** Why `key`, which a worker holds, runs now. */
+  reasonOf(key: string): string {
+    return this.activeReasons.get(key) ?? "requested";
+  }
+
+  private take(key: string): void {
+    this.dirty.delete(key);
+    this.processing.add(key);
+    this.activeReasons.set(key, this.pendingReasons.get(key) ?? "requested");
+    this.pendingReasons.delete(key);
+  }
+
   /** Marks `key` processed; if it was added meanwhile, it is queued again now. */
   done(key: string): void {
     this.processing.delete(key);
+    this.activeReasons.delete(key);
     if (this.dirty.has(key)) {
       this.dirty.delete(key);
-      this.add(key);
+      this.add(key, this.pendingReasons.get(key));
     }
   }
 

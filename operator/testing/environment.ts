@@ -6,7 +6,7 @@
 import { Writable } from "node:stream";
 import type { ControlPlane, ControlPlaneOptions } from "../../controlplane/control-plane.ts";
 import { eventually, startTestControlPlane, testNamespace } from "../../controlplane/testing.ts";
-import { installOperator, operatorServiceAccount } from "../install.ts";
+import { installOperator, operatorServiceAccount } from "../../controlplane/install.ts";
 import { createLogger, errorMessage, type Logger } from "../../lib/logger.ts";
 import type { PingPongPair, PingPongPairSpec } from "../api/types.ts";
 import { type OperatorOptions, type RunningOperator, startOperator } from "../operator.ts";

@@ -7,17 +7,17 @@
  */
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { nodeImagesDir } from "../controlplane/binaries.ts";
-import { ControlPlane } from "../controlplane/control-plane.ts";
-import { NodeUnavailableError } from "../controlplane/node-preflight.ts";
+import { nodeImagesDir } from "./binaries.ts";
+import { ControlPlane } from "./control-plane.ts";
+import { NodeUnavailableError } from "./node-preflight.ts";
 import { errorMessage, type Logger } from "../lib/logger.ts";
 import { projectRoot } from "../lib/repo.ts";
-import type { PingPongPair } from "./api/types.ts";
+import type { PingPongPair } from "../operator/api/types.ts";
 import { installConfigDefault, installOperator, objectsIn, operatorServiceAccount } from "./install.ts";
-import { startOperator } from "./operator.ts";
-import { connectionFromKubeconfig } from "./runtime/cluster-connection.ts";
-import { KubeApiError, KubeClient } from "./runtime/kube-client.ts";
-import { resources } from "./runtime/resources.ts";
+import { startOperator } from "../operator/operator.ts";
+import { connectionFromKubeconfig } from "../operator/runtime/cluster-connection.ts";
+import { KubeApiError, KubeClient } from "../operator/runtime/kube-client.ts";
+import { resources } from "../operator/runtime/resources.ts";
 import { alignColumns } from "../lib/text-table.ts";
 
 const operatorNamespace = "pingpong-system";

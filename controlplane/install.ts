@@ -7,9 +7,9 @@ import { join } from "node:path";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { parseAllDocuments, parseDocument } from "yaml";
 import { projectRoot } from "../lib/repo.ts";
-import { loadCrd } from "./api/crd.ts";
-import { KubeApiError, type KubeClient } from "./runtime/kube-client.ts";
-import { resources } from "./runtime/resources.ts";
+import { loadCrd } from "../operator/api/crd.ts";
+import { KubeApiError, type KubeClient } from "../operator/runtime/kube-client.ts";
+import { resources } from "../operator/runtime/resources.ts";
 
 export const operatorServiceAccount = "pingpong-operator";
 
