@@ -33,6 +33,7 @@ function flagError(message: string): never {
   usageError(`${message}\n\n${operatorUsage}`);
 }
 
+// eslint-disable-next-line max-lines-per-function -- one line per command-line flag, in the order --help lists them
 export async function operatorOptions(
   args: string[],
   env: NodeJS.ProcessEnv,

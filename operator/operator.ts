@@ -6,7 +6,7 @@
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
 import { collectDefaultMetrics, Counter, Registry } from "prom-client";
 import type { Logger } from "../lib/logger.ts";
-import { type ProbeServer, startProbeServer } from "../lib/probe-server.ts";
+import { type ProbeServer, type Readiness, startProbeServer } from "../lib/probe-server.ts";
 import type { PingPongPair } from "./api/types.ts";
 import { kind as pairKind } from "./api/types.ts";
 import { registerLeaderMetric, registerPairMetrics } from "./pair-metrics.ts";
@@ -210,19 +210,15 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     : undefined;
   registerLeaderMetric(registry, () => (elector ? elector.isLeader : true));
   const state = { synced: false, stopping: false };
-  const probes = await startProbeServer({
-    address: options.metricsAddress,
-    port: options.metricsPort,
-    registry,
-    logger,
-    // A standby is ready: it is healthy and waiting; only the leader has caches to sync.
-    readiness: () =>
-      state.stopping
-        ? { ready: false, reason: "shutting down" }
-        : state.synced || (elector !== undefined && !elector.isLeader)
-          ? { ready: true }
-          : { ready: false, reason: "caches are syncing" },
-  });
+  // A standby is ready: it is healthy and waiting; only the leader has caches to sync.
+  const readiness = (): Readiness =>
+    state.stopping
+      ? { ready: false, reason: "shutting down" }
+      : state.synced || (elector !== undefined && !elector.isLeader)
+        ? { ready: true }
+        : { ready: false, reason: "caches are syncing" };
+  const { metricsAddress: address, metricsPort: port } = options;
+  const probes = await startProbeServer({ address, port, registry, logger, readiness });
 
   const leading = lead(options, elector, async () => {
     await controller.start();

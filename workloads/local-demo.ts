@@ -10,6 +10,7 @@ import { createCertificateAuthority, issueLeafCertificate } from "../lib/pki/min
 import { startPinger } from "./pinger/pinger.ts";
 import { startPonger } from "./ponger/ponger.ts";
 
+// eslint-disable-next-line max-lines-per-function -- a script: start, wait, print, in the order a user sees it
 export async function runLocalDemo(logger: Logger): Promise<{ stop(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), "pingpong-demo-"));
   const hour = 3_600_000;

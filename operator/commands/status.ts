@@ -78,6 +78,7 @@ async function loadedBy(
 }
 
 /** Everything `status` shows, read from the API server. */
+// eslint-disable-next-line max-lines-per-function -- the reads `pingpong status` makes, one after the other, each with its own error
 export async function readPairReport(
   client: KubeClient,
   namespace: string,
@@ -181,6 +182,7 @@ function describeLoaded(loaded: PairReport["pods"][number]["loaded"]): string {
 }
 
 /** The plain-text view. */
+// eslint-disable-next-line max-lines-per-function -- the report top to bottom, one section per block, in the order it prints
 export function formatPairReport(report: PairReport, now: Date): string {
   const lines: string[] = [];
   const current = report.observedGeneration === report.generation;

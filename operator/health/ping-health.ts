@@ -163,7 +163,7 @@ function reasonsText(reasons: Readonly<Record<string, number>>): string {
 }
 
 export function pingHealth(input: PingHealthInput): PingHealth {
-  const { readings, runningPingers, threshold, recentMs, now } = input;
+  const { readings, runningPingers } = input;
   if (runningPingers === 0) {
     return {
       ping: undefined,
@@ -172,138 +172,164 @@ export function pingHealth(input: PingHealthInput): PingHealth {
   }
   const reports = readings.flatMap((r) => ("report" in r ? [{ pod: r.pod, report: r.report }] : []));
   const errors = readings.flatMap((r) => ("error" in r ? [r] : []));
-  if (reports.length === 0) {
-    const first = errors[0];
+  if (reports.length === 0) return { ping: undefined, condition: unreadCondition(errors, runningPingers) };
+  const totals = aggregate(reports);
+  return {
+    ping: pingStatus(totals, reports),
+    condition: healthCondition(input, totals, reports, errors.length),
+  };
+}
+
+type Report = { readonly pod: string; readonly report: PingerReport };
+
+/** Why there is no ping health to tell: no pinger read yet, or none could be read. */
+function unreadCondition(
+  errors: readonly { pod: string; error: string }[],
+  runningPingers: number,
+): PingHealthCondition {
+  const first = errors[0];
+  if (first === undefined) {
     return {
-      ping: undefined,
-      condition:
-        first === undefined
-          ? {
-              status: "Unknown",
-              reason: "NotReadYet",
-              message: `the ${runningPingers} running pinger pod(s) have not been read yet`,
-            }
-          : {
-              status: "Unknown",
-              reason: "PingersUnreachable",
-              message:
-                `cannot read /status of ${errors.length} of ${runningPingers} pinger pod(s) (${first.pod}: ${first.error}); ` +
-                "the operator must reach pod IPs on the metrics port (an operator outside the cluster cannot)",
-            },
+      status: "Unknown",
+      reason: "NotReadYet",
+      message: `the ${runningPingers} running pinger pod(s) have not been read yet`,
     };
   }
+  return {
+    status: "Unknown",
+    reason: "PingersUnreachable",
+    message:
+      `cannot read /status of ${errors.length} of ${runningPingers} pinger pod(s) (${first.pod}: ${first.error}); ` +
+      "the operator must reach pod IPs on the metrics port (an operator outside the cluster cannot)",
+  };
+}
 
-  let sent = 0;
-  let succeeded = 0;
-  let failed = 0;
-  let lastPong: number | undefined;
-  const failuresByReason: Record<string, number> = {};
-  const pongsByPod: Record<string, number> = {};
+interface Totals {
+  sent: number;
+  succeeded: number;
+  failed: number;
+  lastPong: number | undefined;
+  readonly failuresByReason: Record<string, number>;
+  readonly pongsByPod: Record<string, number>;
+  readonly windowSeconds: number;
+}
+
+/** The pingers' windows added up. */
+function aggregate(reports: readonly Report[]): Totals {
+  const totals: Totals = {
+    sent: 0,
+    succeeded: 0,
+    failed: 0,
+    lastPong: undefined,
+    failuresByReason: {},
+    pongsByPod: {},
+    windowSeconds: Math.max(...reports.map((r) => r.report.window.windowSeconds)),
+  };
+  const add = (into: Record<string, number>, from: Record<string, number>) => {
+    for (const [key, count] of Object.entries(from)) into[key] = (into[key] ?? 0) + count;
+  };
   for (const { report } of reports) {
-    sent += report.window.sent;
-    succeeded += report.window.succeeded;
-    failed += report.window.failed;
-    for (const [reason, count] of Object.entries(report.window.failuresByReason ?? {}))
-      failuresByReason[reason] = (failuresByReason[reason] ?? 0) + count;
-    for (const [pod, count] of Object.entries(report.pongsByPod))
-      pongsByPod[pod] = (pongsByPod[pod] ?? 0) + count;
+    totals.sent += report.window.sent;
+    totals.succeeded += report.window.succeeded;
+    totals.failed += report.window.failed;
+    add(totals.failuresByReason, report.window.failuresByReason ?? {});
+    add(totals.pongsByPod, report.pongsByPod);
     const pong = report.lastPongTime ? Date.parse(report.lastPongTime) : Number.NaN;
-    if (!Number.isNaN(pong)) lastPong = Math.max(lastPong ?? pong, pong);
+    if (!Number.isNaN(pong)) totals.lastPong = Math.max(totals.lastPong ?? pong, pong);
   }
-  const windowSeconds = Math.max(...reports.map((r) => r.report.window.windowSeconds));
-  const p50 = median(
-    reports.flatMap((r) => (r.report.window.latencyP50Ms === null ? [] : [r.report.window.latencyP50Ms])),
-  );
-  const p99s = reports.flatMap((r) =>
-    r.report.window.latencyP99Ms === null ? [] : [r.report.window.latencyP99Ms],
-  );
-  const p99 = p99s.length > 0 ? Math.max(...p99s) : undefined;
-  const ratioOf = (r: PingerReport) => (r.window.sent === 0 ? 1 : r.window.succeeded / r.window.sent);
+  return totals;
+}
+
+const ratioOf = (r: PingerReport) => (r.window.sent === 0 ? 1 : r.window.succeeded / r.window.sent);
+
+/** The pinger doing worst (lowest success, then highest P99), when there is more than one. */
+function worstPinger(reports: readonly Report[]): Pick<PingStatus, "worstPinger"> {
   const worst = [...reports].sort(
     (a, b) =>
       ratioOf(a.report) - ratioOf(b.report) ||
       (b.report.window.latencyP99Ms ?? 0) - (a.report.window.latencyP99Ms ?? 0),
   )[0];
+  if (reports.length < 2 || !worst) return {};
+  const p99 = worst.report.window.latencyP99Ms;
+  return {
+    worstPinger: {
+      pod: worst.pod,
+      successRatio: Math.floor(ratioOf(worst.report) * 1000) / 1000,
+      ...(p99 === null ? {} : { latencyP99Ms: roundLatency(p99) }),
+    },
+  };
+}
 
-  const successRatio = sent === 0 ? 0 : Math.floor((succeeded / sent) * 1000) / 1000;
+function pingStatus(totals: Totals, reports: readonly Report[]): PingStatus {
+  const { sent, succeeded, failed, lastPong } = totals;
+  const p50 = median(reports.flatMap((r) => r.report.window.latencyP50Ms ?? []));
+  const p99s = reports.flatMap((r) => r.report.window.latencyP99Ms ?? []);
+  const p99 = p99s.length > 0 ? roundLatency(Math.max(...p99s)) : undefined;
   const where = pingPaths(reports.map((r) => r.report));
-  const ping: PingStatus = {
+  return {
     ...(lastPong === undefined ? {} : { lastPongTime: new Date(lastPong).toISOString() }),
-    windowSeconds,
+    windowSeconds: totals.windowSeconds,
     sent,
     succeeded,
     failed,
-    successRatio,
+    successRatio: sent === 0 ? 0 : Math.floor((succeeded / sent) * 1000) / 1000,
     ...(p50 === undefined ? {} : { latencyP50Ms: roundLatency(p50) }),
-    ...(p99 === undefined
-      ? {}
-      : { latencyP99Ms: roundLatency(p99), latencyP99: formatLatency(roundLatency(p99)) }),
+    ...(p99 === undefined ? {} : { latencyP99Ms: p99, latencyP99: formatLatency(p99) }),
     success: sent === 0 ? "-" : percent(succeeded / sent),
-    pongsByPod,
+    pongsByPod: totals.pongsByPod,
     ...(where.paths.length > 0 ? { paths: where.paths, pathsSummary: where.summary } : {}),
-    ...(failed > 0 ? { failuresByReason, failuresByPingerNode: where.failedByPingerNode } : {}),
-    pingers: reports.length,
-    ...(reports.length > 1 && worst
-      ? {
-          worstPinger: {
-            pod: worst.pod,
-            successRatio: Math.floor(ratioOf(worst.report) * 1000) / 1000,
-            ...(worst.report.window.latencyP99Ms === null
-              ? {}
-              : { latencyP99Ms: roundLatency(worst.report.window.latencyP99Ms) }),
-          },
-        }
+    ...(failed > 0
+      ? { failuresByReason: totals.failuresByReason, failuresByPingerNode: where.failedByPingerNode }
       : {}),
+    pingers: reports.length,
+    ...worstPinger(reports),
   };
+}
 
-  const window = windowWords(windowSeconds);
-  const unread =
-    errors.length > 0 ? `; ${errors.length} of ${runningPingers} pinger pod(s) could not be read` : "";
+/** PingHealthy: no pings yet, failing below the threshold, no recent pong, or healthy. */
+function healthCondition(
+  input: PingHealthInput,
+  totals: Totals,
+  reports: readonly Report[],
+  unreadable: number,
+): PingHealthCondition {
+  const { threshold, now, recentMs, runningPingers } = input;
+  const { sent, succeeded, failed, lastPong } = totals;
+  const window = windowWords(totals.windowSeconds);
+  const unread = unreadable > 0 ? `; ${unreadable} of ${runningPingers} pinger pod(s) could not be read` : "";
   if (sent === 0) {
     return {
-      ping,
-      condition: {
-        status: "Unknown",
-        reason: "NoPingsYet",
-        message: `no ping completed in ${window} yet${unread}`,
-      },
+      status: "Unknown",
+      reason: "NoPingsYet",
+      message: `no ping completed in ${window} yet${unread}`,
     };
   }
   if (succeeded / sent < threshold) {
     const lastFailure = reports.find((r) => r.report.lastFailure)?.report.lastFailure;
     return {
-      ping,
-      condition: {
-        status: "False",
-        reason: "PingsFailing",
-        message:
-          `${failed} of ${sent} pings failed in ${window}: ${reasonsText(failuresByReason)}` +
-          ` (threshold ${percent(threshold)} success)` +
-          (lastFailure ? `; last: ${lastFailure.message}` : "") +
-          unread,
-      },
+      status: "False",
+      reason: "PingsFailing",
+      message:
+        `${failed} of ${sent} pings failed in ${window}: ${reasonsText(totals.failuresByReason)}` +
+        ` (threshold ${percent(threshold)} success)` +
+        (lastFailure ? `; last: ${lastFailure.message}` : "") +
+        unread,
     };
   }
   if (lastPong === undefined || now.getTime() - lastPong > recentMs) {
     return {
-      ping,
-      condition: {
-        status: "False",
-        reason: "NoRecentPong",
-        message:
-          lastPong === undefined
-            ? "no pong has been received yet"
-            : `no pong for ${seconds(now.getTime() - lastPong)} (last at ${new Date(lastPong).toISOString()})`,
-      },
+      status: "False",
+      reason: "NoRecentPong",
+      message:
+        lastPong === undefined
+          ? "no pong has been received yet"
+          : `no pong for ${seconds(now.getTime() - lastPong)} (last at ${new Date(lastPong).toISOString()})`,
     };
   }
   return {
-    ping,
-    condition: {
-      status: "True",
-      reason: "Healthy",
-      message: `pings succeed at or above ${percent(threshold)} in ${window}${unread}`,
-    },
+    status: "True",
+    reason: "Healthy",
+    message: `pings succeed at or above ${percent(threshold)} in ${window}${unread}`,
   };
 }
 

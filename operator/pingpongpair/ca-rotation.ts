@@ -122,91 +122,81 @@ export function podsWithoutLeaves(
 }
 
 export function decideCaRotation(input: CaRotationInput): CaRotationDecision {
-  const { now, minDwellMs, maxWaitMs, stored, replaced, pods, mutualTls } = input;
+  const { now, minDwellMs, maxWaitMs, stored, replaced } = input;
   const at = (ms: number) => new Date(now.getTime() + ms);
+  const step = (
+    phase: CaRotationPhase | undefined,
+    rest: Partial<CaRotationDecision>,
+  ): CaRotationDecision => ({
+    phase,
+    since: now,
+    previous: phase ? unique(stored.previous) : [],
+    waitingFor: [],
+    overdue: false,
+    basis: "pods",
+    advanced: true,
+    nextCheck: at(phase ? minDwellMs : 24 * 3_600_000),
+    ...rest,
+  });
 
   // A new CA: start (again) at TrustBoth, keeping every CA of a rotation in progress.
   if (replaced) {
     const previous = unique([...replaced.carryOver, ...stored.previous]);
-    const rotating = previous.length > 0;
-    return {
-      phase: rotating ? "TrustBoth" : undefined,
-      since: now,
-      previous: rotating ? previous : [],
-      waitingFor: [],
-      overdue: false,
-      basis: input.running === 0 ? "time" : "pods",
-      advanced: true,
-      nextCheck: at(minDwellMs),
-    };
+    const basis = input.running === 0 ? "time" : "pods";
+    const nextCheck = at(minDwellMs);
+    return step(previous.length > 0 ? "TrustBoth" : undefined, {
+      previous: previous.length > 0 ? previous : [],
+      basis,
+      nextCheck,
+    });
   }
-
   // Stored CAs with no readable phase: a rotation whose state was damaged. TrustBoth is safe:
   // it keeps every CA and every leaf.
   const phase = parsePhase(stored.phase) ?? (stored.previous.length > 0 ? "TrustBoth" : undefined);
+  if (phase === undefined) return step(undefined, { advanced: false });
   const since = parsePhase(stored.phase) ? parseSince(stored.since, now) : now;
-  const idle = (advanced: boolean): CaRotationDecision => ({
-    phase: undefined,
-    since: now,
-    previous: [],
-    waitingFor: [],
-    overdue: false,
-    basis: "pods",
-    advanced,
-    nextCheck: at(24 * 3_600_000),
-  });
-  if (phase === undefined) return idle(false);
-
   const elapsed = now.getTime() - since.getTime();
   const dwelt = elapsed >= minDwellMs;
-  const basis = input.running === 0 && pods.length === 0 ? "time" : "pods";
-  const lagging =
-    basis === "time"
-      ? []
-      : phase === "TrustBoth"
-        ? podsNotTrusting(pods, input.caFingerprint, mutualTls)
-        : [
-            ...podsWithoutLeaves(pods, input.leaves, mutualTls),
-            ...podsNotTrusting(pods, input.caFingerprint, mutualTls),
-          ];
-  // Running pods not read yet lag too: the reading will come.
-  const unread = Math.max(0, input.running - pods.length);
-  const waitingFor =
-    unread > 0 ? [...new Set(lagging), `${unread} pod(s) not read yet`] : [...new Set(lagging)];
-  // In IssueLeaves the leaves must be the current CA's before any pod can have loaded them.
-  const leavesIssued =
-    phase !== "IssueLeaves" ||
-    [input.leaves.ponger, input.leaves.pinger].every((leaf) => leaf === undefined || leaf.fromCurrentCa);
-
-  if (dwelt && waitingFor.length === 0 && leavesIssued) {
-    if (phase === "TrustBoth") {
-      return {
-        phase: "IssueLeaves",
-        since: now,
-        previous: unique(stored.previous),
-        waitingFor: [],
-        overdue: false,
-        basis,
-        advanced: true,
-        nextCheck: at(minDwellMs),
-      };
-    }
-    return idle(true);
+  const { basis, waitingFor } = lagging(input, phase);
+  if (dwelt && waitingFor.length === 0 && leavesIssued(input, phase)) {
+    return phase === "TrustBoth" ? step("IssueLeaves", { basis }) : step(undefined, {});
   }
   const overdue = elapsed >= maxWaitMs;
+  // Readings wake the pair when pods load something; the clock is for the dwell and the deadline.
+  const nextCheck = !dwelt
+    ? new Date(since.getTime() + minDwellMs)
+    : overdue
+      ? at(minDwellMs)
+      : new Date(since.getTime() + maxWaitMs);
+  return step(phase, { since, waitingFor, overdue, basis, advanced: false, nextCheck });
+}
+
+/** Who holds the current step back: pods that lack what it needs, and running pods not read yet. */
+function lagging(
+  input: CaRotationInput,
+  phase: CaRotationPhase,
+): Pick<CaRotationDecision, "basis" | "waitingFor"> {
+  const { pods, mutualTls } = input;
+  if (input.running === 0 && pods.length === 0) return { basis: "time", waitingFor: [] };
+  const lacking =
+    phase === "TrustBoth"
+      ? podsNotTrusting(pods, input.caFingerprint, mutualTls)
+      : [
+          ...podsWithoutLeaves(pods, input.leaves, mutualTls),
+          ...podsNotTrusting(pods, input.caFingerprint, mutualTls),
+        ];
+  // Running pods not read yet lag too: the reading will come.
+  const unread = Math.max(0, input.running - pods.length);
   return {
-    phase,
-    since,
-    previous: unique(stored.previous),
-    waitingFor,
-    overdue,
-    basis,
-    advanced: false,
-    // Readings wake the pair when pods load something; the clock is for the dwell and the deadline.
-    nextCheck: !dwelt
-      ? new Date(since.getTime() + minDwellMs)
-      : overdue
-        ? at(minDwellMs)
-        : new Date(since.getTime() + maxWaitMs),
+    basis: "pods",
+    waitingFor: [...new Set(lacking), ...(unread > 0 ? [`${unread} pod(s) not read yet`] : [])],
   };
+}
+
+/** In IssueLeaves the leaves must be the current CA's before any pod can have loaded them. */
+function leavesIssued(input: CaRotationInput, phase: CaRotationPhase): boolean {
+  return (
+    phase !== "IssueLeaves" ||
+    [input.leaves.ponger, input.leaves.pinger].every((leaf) => leaf === undefined || leaf.fromCurrentCa)
+  );
 }

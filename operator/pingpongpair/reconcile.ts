@@ -64,120 +64,47 @@ function recentMs(spec: ResolvedSpec, healthIntervalMs: number): number {
 export function createReconciler(
   context: ReconcilerContext,
 ): (request: ReconcileRequest) => Promise<ReconcileResult> {
-  const { caches } = context;
-  const now = context.now ?? (() => new Date());
-  const children = new ChildWriter(context.client, caches);
+  const reconciler = new PairReconciler(context);
+  return (request) => reconciler.reconcile(request);
+}
 
-  function record(pair: PingPongPair, log: Logger, event: PairEvent | undefined): void {
-    if (!event) return;
-    log.info({ event: event.reason }, event.message);
-    context.recorder.record(pair, event.type, event.reason, event.message);
+class PairReconciler {
+  private readonly context: ReconcilerContext;
+  private readonly children: ChildWriter;
+  private readonly now: () => Date;
+
+  constructor(context: ReconcilerContext) {
+    this.context = context;
+    this.children = new ChildWriter(context.client, context.caches);
+    this.now = context.now ?? (() => new Date());
   }
 
-  async function reportProblem(pair: PingPongPair, log: Logger, problem: Problem): Promise<void> {
-    await writeStatus(context.client, pair, buildStatus({ pair, now: now(), problem }));
-    record(pair, log, problemEvent(pair.status, problem));
-  }
-
-  /** Plans and issues the certificates, and applies the Secrets that hold them. */
-  async function certificates(pair: PingPongPair, spec: ResolvedSpec, readings: PairReadings, log: Logger) {
-    const { name = "", namespace = "" } = pair.metadata ?? {};
-    const names = childNames(name);
-    const secret = (n: string) => children.cached("Secret", namespace, n);
-    const plan = await issueCertificates(
-      {
-        name,
-        namespace,
-        spec,
-        stored: {
-          ca: secret(names.caSecret),
-          ponger: secret(names.pongerSecret),
-          pinger: secret(names.pingerSecret),
-        },
-        now: now(),
-        rotationStepMs: context.rotationStepMs,
-        pods: podObservations(readings),
-      },
-      context.minter,
-    );
-    const result = certificatesResult(pair, spec, plan);
-    for (const desired of result.secrets) await children.ensure(pair, desired);
-    for (const issued of result.issued) {
-      context.onIssued?.(issued.role, issued.reason);
-      record(pair, log, issuanceEvent(issued));
-    }
-    return result;
-  }
-
-  /** The workload children the spec asks for, and the removal of those it no longer does. */
-  async function workloads(pair: PingPongPair, spec: ResolvedSpec): Promise<void> {
-    const { name = "", namespace = "" } = pair.metadata ?? {};
-    const names = childNames(name);
-    const desired = desiredWorkloadChildren({ pair, spec, operatorNamespace: context.operatorNamespace });
-    for (const object of desired) await children.ensure(pair, object);
-    if (spec.ponger.replicas <= 1) await children.remove("PodDisruptionBudget", namespace, names.ponger);
-    if (!spec.networkPolicy.enabled) {
-      await children.remove("NetworkPolicy", namespace, names.ponger);
-      await children.remove("NetworkPolicy", namespace, names.pinger);
-    }
-  }
-
-  function status(
-    pair: PingPongPair,
-    spec: ResolvedSpec,
-    readings: PairReadings,
-    issued: CertificatesResult,
-  ): PingPongPairStatus {
-    const { name = "", namespace = "" } = pair.metadata ?? {};
-    const names = childNames(name);
-    const health = pingHealth({
-      readings: pingerReadings(readings),
-      runningPingers: readings.running.pinger,
-      threshold: spec.pinger.successThreshold,
-      recentMs: recentMs(spec, context.healthIntervalMs),
-      now: now(),
-    });
-    return buildStatus({
-      pair,
-      now: now(),
-      spec,
-      certificates: issued,
-      deployments: {
-        ponger: children.cached("Deployment", namespace, names.ponger),
-        pinger: children.cached("Deployment", namespace, names.pinger),
-      },
-      health: { value: health, refreshMs: pingRefreshMs(context.healthIntervalMs) },
-    });
-  }
-
-  return async function reconcile({ key, log }: ReconcileRequest): Promise<ReconcileResult> {
+  async reconcile({ key, log }: ReconcileRequest): Promise<ReconcileResult> {
     const [namespace = "", name = ""] = key.split("/");
-    const pair = caches.pairs.get(namespace, name);
+    const pair = this.context.caches.pairs.get(namespace, name);
     // Deleted: the garbage collector removes the children through their ownerReferences.
     if (!pair || pair.metadata?.deletionTimestamp) return {};
     let spec: ResolvedSpec;
     try {
-      spec = resolveSpec(pair, context.defaultImage);
+      spec = resolveSpec(pair, this.context.defaultImage);
     } catch (error) {
       if (!(error instanceof InvalidSpecError)) throw error;
       // Terminal until the spec changes: report it, touch nothing else.
       log.warn({ problems: error.problems }, "Invalid spec");
-      await reportProblem(pair, log, {
-        reason: "InvalidSpec",
-        message: `${error.message}; fix the spec and apply it again`,
-      });
+      const message = `${error.message}; fix the spec and apply it again`;
+      await this.reportProblem(pair, log, { reason: "InvalidSpec", message });
       return { outcome: "invalid_spec" };
     }
     try {
-      const readings = context.readings(namespace, name);
-      const issued = await certificates(pair, spec, readings, log);
-      await workloads(pair, spec);
-      const next = status(pair, spec, readings, issued);
-      await writeStatus(context.client, pair, next);
-      record(pair, log, healthEvent(pair.status, next));
-      record(pair, log, rotationEvent(pair.status, next, issued.caRotationAdvanced));
+      const readings = this.context.readings(namespace, name);
+      const issued = await this.certificates(pair, spec, readings, log);
+      await this.workloads(pair, spec);
+      const next = this.status(pair, spec, readings, issued);
+      await writeStatus(this.context.client, pair, next);
+      this.record(pair, log, healthEvent(pair.status, next));
+      this.record(pair, log, rotationEvent(pair.status, next, issued.caRotationAdvanced));
       return {
-        requeueAfterMs: Math.max(minimumRequeueMs, issued.nextCheck.getTime() - now().getTime()),
+        requeueAfterMs: Math.max(minimumRequeueMs, issued.nextCheck.getTime() - this.now().getTime()),
         requeueReason: "certificate renewal or CA rotation step due",
       };
     } catch (error) {
@@ -187,10 +114,94 @@ export function createReconciler(
         error instanceof ChildConflictError
           ? { reason: "ChildConflict", message: error.message }
           : { reason: "ReconcileError", message: errorMessage(error) };
-      await reportProblem(pair, log, problem).catch((reportError: unknown) => {
+      await this.reportProblem(pair, log, problem).catch((reportError: unknown) => {
         log.warn({ error: errorMessage(reportError) }, "Could not report the reconcile error in status");
       });
       throw error;
     }
-  };
+  }
+
+  private record(pair: PingPongPair, log: Logger, event: PairEvent | undefined): void {
+    if (!event) return;
+    log.info({ event: event.reason }, event.message);
+    this.context.recorder.record(pair, event.type, event.reason, event.message);
+  }
+
+  private async reportProblem(pair: PingPongPair, log: Logger, problem: Problem): Promise<void> {
+    await writeStatus(this.context.client, pair, buildStatus({ pair, now: this.now(), problem }));
+    this.record(pair, log, problemEvent(pair.status, problem));
+  }
+
+  /** Plans and issues the certificates, and applies the Secrets that hold them. */
+  private async certificates(
+    pair: PingPongPair,
+    spec: ResolvedSpec,
+    readings: PairReadings,
+    log: Logger,
+  ): Promise<CertificatesResult> {
+    const { name = "", namespace = "" } = pair.metadata ?? {};
+    const names = childNames(name);
+    const secret = (n: string) => this.children.cached("Secret", namespace, n);
+    const stored = {
+      ca: secret(names.caSecret),
+      ponger: secret(names.pongerSecret),
+      pinger: secret(names.pingerSecret),
+    };
+    const { rotationStepMs, minter } = this.context;
+    const pods = podObservations(readings);
+    const plan = await issueCertificates(
+      { name, namespace, spec, stored, now: this.now(), rotationStepMs, pods },
+      minter,
+    );
+    const result = certificatesResult(pair, spec, plan);
+    for (const desired of result.secrets) await this.children.ensure(pair, desired);
+    for (const issued of result.issued) {
+      this.context.onIssued?.(issued.role, issued.reason);
+      this.record(pair, log, issuanceEvent(issued));
+    }
+    return result;
+  }
+
+  /** The workload children the spec asks for, and the removal of those it no longer does. */
+  private async workloads(pair: PingPongPair, spec: ResolvedSpec): Promise<void> {
+    const { name = "", namespace = "" } = pair.metadata ?? {};
+    const names = childNames(name);
+    const { operatorNamespace } = this.context;
+    for (const object of desiredWorkloadChildren({ pair, spec, operatorNamespace })) {
+      await this.children.ensure(pair, object);
+    }
+    if (spec.ponger.replicas <= 1) await this.children.remove("PodDisruptionBudget", namespace, names.ponger);
+    if (!spec.networkPolicy.enabled) {
+      await this.children.remove("NetworkPolicy", namespace, names.ponger);
+      await this.children.remove("NetworkPolicy", namespace, names.pinger);
+    }
+  }
+
+  private status(
+    pair: PingPongPair,
+    spec: ResolvedSpec,
+    readings: PairReadings,
+    certificates: CertificatesResult,
+  ): PingPongPairStatus {
+    const { name = "", namespace = "" } = pair.metadata ?? {};
+    const names = childNames(name);
+    const health = pingHealth({
+      readings: pingerReadings(readings),
+      runningPingers: readings.running.pinger,
+      threshold: spec.pinger.successThreshold,
+      recentMs: recentMs(spec, this.context.healthIntervalMs),
+      now: this.now(),
+    });
+    return buildStatus({
+      pair,
+      now: this.now(),
+      spec,
+      certificates,
+      deployments: {
+        ponger: this.children.cached("Deployment", namespace, names.ponger),
+        pinger: this.children.cached("Deployment", namespace, names.pinger),
+      },
+      health: { value: health, refreshMs: pingRefreshMs(this.context.healthIntervalMs) },
+    });
+  }
 }

@@ -113,56 +113,83 @@ export function certificatesCondition(certificates: CertificatesResult): { reaso
   };
 }
 
+type SetCondition = (type: string, status: ConditionStatus, reason: string, message: string) => void;
+
 export function buildStatus(input: StatusInput): PingPongPairStatus {
-  const { pair, now, spec, certificates, deployments, problem, health } = input;
+  const { pair, now, certificates, problem } = input;
   const previous = pair.status ?? {};
   const generation = pair.metadata?.generation ?? 0;
   let conditions: Condition[] = previous.conditions ?? [];
-  const set = (type: string, status: ConditionStatus, reason: string, message: string) => {
+  const set: SetCondition = (type, status, reason, message) => {
     conditions = setCondition(
       conditions,
       { type, status, reason, message, observedGeneration: generation },
       now,
     );
   };
-
   const status: PingPongPairStatus = { ...previous, observedGeneration: generation };
-
   if (certificates) {
     const { reason, message } = certificatesCondition(certificates);
     set(conditionTypes.certificatesReady, "True", reason, message);
     status.ca = certificates.status.ca;
     status.certificates = certificates.status.certificates;
   }
+  const workloadsAvailable = reportWorkloads(input, status, set);
+  reportHealth(input, status, set, conditions);
+  const find = (type: string) => conditions.find((c) => c.type === type);
+  const [readyStatus, reason, message]: [ConditionStatus, string, string] = problem
+    ? ["False", problem.reason, problem.message]
+    : readiness(
+        find(conditionTypes.certificatesReady),
+        workloadsAvailable ? undefined : find(conditionTypes.workloadsAvailable),
+        find(conditionTypes.pingHealthy),
+      );
+  set(conditionTypes.ready, readyStatus, reason, message);
+  // Keep the conditions in a stable order: the four types first, as documented.
+  const order: string[] = Object.values(conditionTypes);
+  status.conditions = [...conditions].sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
+  return status;
+}
 
-  let workloadsAvailable = false;
-  if (spec && deployments) {
-    const ponger = availability(deployments.ponger, spec.ponger.replicas, true);
-    const pinger = availability(deployments.pinger, spec.pinger.replicas, true);
-    workloadsAvailable = ponger.available && pinger.available;
-    set(
-      conditionTypes.workloadsAvailable,
-      workloadsAvailable ? "True" : "False",
-      workloadsAvailable ? "Available" : deployments.ponger && deployments.pinger ? "Progressing" : "Missing",
-      `ponger ${ponger.text} ready, pinger ${pinger.text} ready`,
-    );
-    status.ponger = {
-      replicas: deployments.ponger?.status?.replicas ?? 0,
-      readyReplicas: ponger.ready,
-      selector: selectorString(pair.metadata?.name ?? "", "ponger"),
-      ready: ponger.text,
-    };
-    status.pinger = {
-      replicas: deployments.pinger?.status?.replicas ?? 0,
-      readyReplicas: pinger.ready,
-      ready: pinger.text,
-    };
-  }
+/** status.ponger, status.pinger and WorkloadsAvailable; whether both are available. */
+function reportWorkloads(input: StatusInput, status: PingPongPairStatus, set: SetCondition): boolean {
+  const { spec, deployments, pair } = input;
+  if (!spec || !deployments) return false;
+  const ponger = availability(deployments.ponger, spec.ponger.replicas, true);
+  const pinger = availability(deployments.pinger, spec.pinger.replicas, true);
+  const available = ponger.available && pinger.available;
+  set(
+    conditionTypes.workloadsAvailable,
+    available ? "True" : "False",
+    available ? "Available" : deployments.ponger && deployments.pinger ? "Progressing" : "Missing",
+    `ponger ${ponger.text} ready, pinger ${pinger.text} ready`,
+  );
+  status.ponger = {
+    replicas: deployments.ponger?.status?.replicas ?? 0,
+    readyReplicas: ponger.ready,
+    selector: selectorString(pair.metadata?.name ?? "", "ponger"),
+    ready: ponger.text,
+  };
+  status.pinger = {
+    replicas: deployments.pinger?.status?.replicas ?? 0,
+    readyReplicas: pinger.ready,
+    ready: pinger.text,
+  };
+  return available;
+}
 
+/** status.ping and PingHealthy. */
+function reportHealth(
+  input: StatusInput,
+  status: PingPongPairStatus,
+  set: SetCondition,
+  conditions: readonly Condition[],
+): void {
+  const { health, pair } = input;
   if (health) {
     const { ping, condition } = health.value;
     // Keep what status holds unless the new reading says something different: noise is not written.
-    if (pingStatusChanged(previous.ping, ping, health.refreshMs)) {
+    if (pingStatusChanged(pair.status?.ping, ping, health.refreshMs)) {
       if (ping) status.ping = ping;
       else delete status.ping;
     }
@@ -175,29 +202,21 @@ export function buildStatus(input: StatusInput): PingPongPairStatus {
       "ping health has not been read from the pingers yet",
     );
   }
+}
 
-  const pingHealthy = conditions.find((c) => c.type === conditionTypes.pingHealthy);
-  const certificatesReady =
-    conditions.find((c) => c.type === conditionTypes.certificatesReady)?.status === "True";
-  if (problem) {
-    set(conditionTypes.ready, "False", problem.reason, problem.message);
-  } else if (!certificatesReady) {
-    set(conditionTypes.ready, "False", "CertificatesNotReady", "the certificates are not issued yet");
-  } else if (!workloadsAvailable) {
-    const message = conditions.find((c) => c.type === conditionTypes.workloadsAvailable)?.message ?? "";
-    set(conditionTypes.ready, "False", "WorkloadsUnavailable", `waiting for pods: ${message}`);
-  } else if (pingHealthy?.status !== "True") {
-    set(
-      conditionTypes.ready,
-      "False",
-      pingHealthy?.status === "False" ? "PingUnhealthy" : "PingHealthUnknown",
-      `ping health: ${pingHealthy?.message ?? "not measured yet"}`,
-    );
-  } else {
-    set(conditionTypes.ready, "True", "Ready", "certificates issued, every pod ready, pings healthy");
+/** Ready, from the other conditions: the first thing missing, or ready. */
+function readiness(
+  certificatesReady: Condition | undefined,
+  workloadsUnavailable: Condition | undefined,
+  pingHealthy: Condition | undefined,
+): [ConditionStatus, string, string] {
+  if (certificatesReady?.status !== "True")
+    return ["False", "CertificatesNotReady", "the certificates are not issued yet"];
+  if (workloadsUnavailable)
+    return ["False", "WorkloadsUnavailable", `waiting for pods: ${workloadsUnavailable.message}`];
+  if (pingHealthy?.status !== "True") {
+    const reason = pingHealthy?.status === "False" ? "PingUnhealthy" : "PingHealthUnknown";
+    return ["False", reason, `ping health: ${pingHealthy?.message ?? "not measured yet"}`];
   }
-  // Keep the conditions in a stable order: the four types first, as documented.
-  const order: string[] = Object.values(conditionTypes);
-  status.conditions = [...conditions].sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
-  return status;
+  return ["True", "Ready", "certificates issued, every pod ready, pings healthy"];
 }

@@ -249,6 +249,7 @@ export class KubeClient {
    * Streams watch events until the server ends the watch, `abort()` is called, or nothing (not even a
    * bookmark) arrives for `idleTimeoutMs`. A non-200 answer rejects `done` with a KubeApiError.
    */
+  // eslint-disable-next-line max-lines-per-function -- one streaming loop: the abort, the line splitting and the bookmarks belong to the same request
   async watch<T extends KubernetesObject>(
     type: ResourceType,
     namespace: string | undefined,

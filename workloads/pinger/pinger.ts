@@ -131,6 +131,7 @@ export const startupAttemptDeadlineMs = 750;
 /** Failures that mean the ponger was not reached (no connection), as opposed to answered badly. */
 const unreached = new Set<string>(["connection", "timeout"]);
 
+// eslint-disable-next-line max-lines-per-function -- the composition root: wires the TLS reloader, the ping loop, metrics and probes in start-up order
 export async function startPinger(config: PingerConfig, logger: Logger): Promise<Pinger> {
   const { url } = config.ponger;
   const target = new URL(url);

@@ -55,6 +55,7 @@ function refusal(socket: TLSSocket): { code: string; reason: string } {
   return { code, reason: refusalReasons[code] ?? `it does not verify (${code})` };
 }
 
+// eslint-disable-next-line max-lines-per-function -- the composition root: wires the TLS reloader, the HTTPS server, metrics and probes in start-up order
 export async function startPonger(
   config: PongerConfig,
   logger: Logger,
