@@ -60,6 +60,17 @@ describe("pair metrics", () => {
     expect(lines).toContain('pingpong_pair_ping_success_threshold{namespace="shop",pair="fresh"} 0.95');
   });
 
+  it("say whether a fire drill runs, for every pair", async () => {
+    const drilling = pair("drilling", { status: { drill: { state: "Running", until: "t" } } });
+    const ended = pair("ended", { status: { drill: { state: "Ended", until: "t" } } });
+    const lines = (await scrape([drilling, ended, fresh])).filter((l) => l.startsWith("pingpong_pair_drill"));
+    expect(lines).toEqual([
+      'pingpong_pair_drill{namespace="shop",pair="drilling",drill="true"} 1',
+      'pingpong_pair_drill{namespace="shop",pair="ended",drill="false"} 1',
+      'pingpong_pair_drill{namespace="shop",pair="fresh",drill="false"} 1',
+    ]);
+  });
+
   it("drop a deleted pair's series at the next scrape", async () => {
     const pairs = [ready];
     const registry = new Registry();

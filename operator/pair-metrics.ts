@@ -88,6 +88,19 @@ export function registerPairMetrics(registry: Registry, pairs: () => readonly Pi
   });
 
   new Gauge({
+    name: "pingpong_pair_drill",
+    help: 'Always 1 per pair; drill="true" while a fire drill runs (status.drill.state Running), for the alerts to say so.',
+    labelNames: [...pairLabels, "drill"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const pair of pairs()) {
+        this.set({ ...labelsOf(pair), drill: String(pair.status?.drill?.state === "Running") }, 1);
+      }
+    },
+  });
+
+  new Gauge({
     name: "pingpong_pair_ping_success_threshold",
     help: "The success ratio below which the pair is not PingHealthy (spec.pinger.successThreshold).",
     labelNames: pairLabels,

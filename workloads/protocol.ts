@@ -8,3 +8,6 @@ export const nodeHeader = "x-ponger-node";
 
 export const pingPath = "/ping";
 export const pongBody = "pong";
+
+/** Response header on a ping a fire drill aborted, so a pinger can tell a drill from a real error. */
+export const drillHeader = "x-pingpong-drill";

@@ -97,6 +97,14 @@ const fullSpec: DeepRequired<PingPongPairSpec> = {
     rotateCA: "b",
   },
   networkPolicy: { enabled: true },
+  drill: {
+    abortRatio: 0.5,
+    abortStatus: 503,
+    delayRatio: 1,
+    delay: "300ms",
+    refuseClientCertificates: false,
+    until: "2026-12-03T21:00:00Z",
+  },
 };
 const certificate = {
   serial: "01",
@@ -121,6 +129,7 @@ const fullStatus: DeepRequired<PingPongPairStatus> = {
   certificates: { ponger: certificate, pinger: certificate, expires: "t" },
   ponger: { replicas: 1, readyReplicas: 1, selector: "a=b", ready: "1/1" },
   pinger: { replicas: 1, readyReplicas: 1, ready: "1/1" },
+  drill: { state: "Running", faults: "abort 50% (503)", until: "t", message: "m", startedAt: "t" },
   ping: {
     lastPongTime: "t",
     sent: 1,
@@ -197,6 +206,15 @@ describe("the CRD and the TypeScript types", () => {
     const columns = served?.additionalPrinterColumns
       ?.filter((c) => c.priority === undefined)
       .map((c) => c.name);
-    expect(columns).toEqual(["Ready", "Pingers", "Pongers", "Success", "P99", "Cert-Expires", "Age"]);
+    expect(columns).toEqual([
+      "Ready",
+      "Pingers",
+      "Pongers",
+      "Success",
+      "P99",
+      "Cert-Expires",
+      "Drill",
+      "Age",
+    ]);
   });
 });

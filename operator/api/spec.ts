@@ -6,9 +6,11 @@
  */
 import { parseDuration } from "../../lib/duration.ts";
 import { errorMessage } from "../../lib/logger.ts";
+import type { ResolvedDrill } from "../pingpongpair/drill.ts";
 import {
   type KeySize,
   type PingPongPair,
+  type PingPongPairSpec,
   type Placement,
   placementFields,
   type Resources,
@@ -55,6 +57,7 @@ export interface ResolvedSpec {
     readonly rotateCA: string;
   };
   readonly networkPolicy: { readonly enabled: boolean };
+  readonly drill: ResolvedDrill | undefined;
 }
 
 const binarySuffixes: Record<string, number> = {
@@ -122,6 +125,25 @@ function placementOf(component: Placement | undefined): Placement {
   );
 }
 
+/** spec.drill with its defaults and parsed times; the schema has checked its ratios and its shape. */
+function resolveDrill(drill: PingPongPairSpec["drill"], problems: string[]): ResolvedDrill | undefined {
+  if (!drill) return undefined;
+  const until = new Date(drill.until);
+  if (Number.isNaN(until.getTime())) {
+    problems.push(
+      `spec.drill.until (${drill.until}) is not a time: write it as RFC 3339, e.g. 2026-12-03T21:00:00Z`,
+    );
+  }
+  return {
+    abortRatio: drill.abortRatio ?? 0,
+    abortStatus: drill.abortStatus ?? specDefaults.drill.abortStatus,
+    delayRatio: drill.delay === undefined ? 0 : (drill.delayRatio ?? 0),
+    delayMs: drill.delay === undefined ? 0 : duration("spec.drill.delay", drill.delay, problems),
+    refuseClientCertificates: drill.refuseClientCertificates ?? false,
+    until,
+  };
+}
+
 export function resolveSpec(pair: PingPongPair, defaultImage: string): ResolvedSpec {
   const spec = pair.spec ?? {};
   const problems: string[] = [];
@@ -169,6 +191,7 @@ export function resolveSpec(pair: PingPongPair, defaultImage: string): ResolvedS
       rotateCA: spec.tls?.rotateCA ?? "",
     },
     networkPolicy: { enabled: spec.networkPolicy?.enabled ?? specDefaults.networkPolicy.enabled },
+    drill: resolveDrill(spec.drill, problems),
   };
   if (problems.length > 0) throw new InvalidSpecError(problems);
   return resolved;

@@ -67,6 +67,27 @@ export interface PingPongPairSpec {
     rotateCA?: string;
   };
   networkPolicy?: { enabled?: boolean };
+  drill?: Drill;
+}
+
+/** A fire drill: faults the ponger injects into the pair's own pings until `until`. */
+export interface Drill {
+  abortRatio?: number;
+  abortStatus?: number;
+  delayRatio?: number;
+  delay?: string;
+  refuseClientCertificates?: boolean;
+  until: string;
+}
+
+export type DrillState = "Running" | "Ended" | "Refused";
+
+export interface DrillStatus {
+  state?: DrillState;
+  faults?: string;
+  until?: string;
+  message?: string;
+  startedAt?: string;
 }
 
 export type ConditionStatus = "True" | "False" | "Unknown";
@@ -114,6 +135,7 @@ export interface PingPongPairStatus {
     pingers?: number;
     worstPinger?: { pod?: string; successRatio?: number; latencyP99Ms?: number };
   };
+  drill?: DrillStatus;
 }
 
 export interface PingPongPair extends KubernetesObject {
@@ -135,6 +157,7 @@ export const specDefaults = {
   pinger: { replicas: 1, interval: "1s", timeout: "2s", successThreshold: 0.95 },
   tls: { mode: "MutualTLS" as TlsMode, keySize: 2048 as KeySize, caDuration: "8760h", certDuration: "24h" },
   networkPolicy: { enabled: true },
+  drill: { abortStatus: 503 },
 } as const;
 
 export type { V1ResourceRequirements };

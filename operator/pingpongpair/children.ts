@@ -16,6 +16,7 @@ import type {
 } from "@kubernetes/client-node";
 import type { ResolvedSpec } from "../api/spec.ts";
 import type { PingPongPair, Placement } from "../api/types.ts";
+import type { DrillFile } from "./drill.ts";
 import { annotations, childNames, labels, ownerReference, selectorLabels } from "./names.ts";
 
 export const metricsPort = 9090;
@@ -73,6 +74,8 @@ export interface BuildContext {
   readonly spec: ResolvedSpec;
   /** Namespace the operator runs in: its pods may read the workloads' metrics ports. */
   readonly operatorNamespace: string;
+  /** The fire drill the ponger is to run (drill.ts); none when unset. */
+  readonly drill?: DrillFile | undefined;
 }
 
 function meta(context: BuildContext, name: string, component: "ponger" | "pinger") {
@@ -104,8 +107,13 @@ export function pongerConfigFile(context: BuildContext): string {
       ...(mutual(context) ? { clientCA: `${tlsMountPath}/ca.crt` } : {}),
     },
     metrics: { address: "0.0.0.0", port: metricsPort },
+    // Read while the ponger runs (a drill neither restarts it nor counts in the config hash).
+    drill: `${configMountPath}/${drillFileName}`,
   });
 }
+
+/** The ponger's drill file, in its ConfigMap beside its config. */
+export const drillFileName = "drill.json";
 
 export function pingerConfigFile(context: BuildContext): string {
   const namespace = context.pair.metadata?.namespace ?? "";
@@ -130,7 +138,10 @@ function configMap(context: BuildContext, component: "ponger" | "pinger"): V1Con
     apiVersion: "v1",
     kind: "ConfigMap",
     metadata: meta(context, component === "ponger" ? names.pongerConfig : names.pingerConfig, component),
-    data: { [`${component}.yaml`]: file },
+    data: {
+      [`${component}.yaml`]: file,
+      ...(component === "ponger" ? { [drillFileName]: configText(context.drill ?? {}) } : {}),
+    },
   };
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Condition, PingPongPairStatus } from "../api/types.ts";
-import { healthEvent, issuanceEvent, problemEvent, rotationEvent } from "./pair-events.ts";
+import { drillEvent, healthEvent, issuanceEvent, problemEvent, rotationEvent } from "./pair-events.ts";
 
 const condition = (
   type: string,
@@ -92,5 +92,32 @@ describe("problemEvent", () => {
     const reported = withConditions(condition("Ready", "False", problem.reason, problem.message));
     expect(problemEvent(reported, problem)).toBeUndefined();
     expect(problemEvent(reported, { ...problem, message: "another" })).toMatchObject({ message: "another" });
+  });
+});
+
+describe("drillEvent", () => {
+  const drill = (state: "Running" | "Ended" | "Refused", until = "u"): PingPongPairStatus => ({
+    drill: { state, until, faults: "abort 50% (503)", message: `drill ${state}` },
+  });
+
+  it("records a drill starting, ending or refused, once", () => {
+    expect(drillEvent(undefined, drill("Running"))).toEqual({
+      type: "Normal",
+      reason: "DrillStarted",
+      message: "drill Running",
+    });
+    expect(drillEvent(drill("Running"), drill("Ended"))).toMatchObject({ reason: "DrillEnded" });
+    expect(drillEvent(undefined, drill("Refused"))).toMatchObject({
+      type: "Warning",
+      reason: "DrillRefused",
+    });
+    expect(drillEvent(drill("Running"), drill("Running"))).toBeUndefined();
+    expect(drillEvent(drill("Running"), {})).toBeUndefined();
+  });
+
+  it("records a new drill replacing a running one", () => {
+    expect(drillEvent(drill("Running", "u1"), drill("Running", "u2"))).toMatchObject({
+      reason: "DrillStarted",
+    });
   });
 });

@@ -61,3 +61,18 @@ export function problemEvent(before: Status, problem: Problem): PairEvent | unde
   if (ready?.reason === problem.reason && ready.message === problem.message) return undefined;
   return { type: "Warning", reason: problem.reason, message: problem.message };
 }
+
+/** One Event when a drill starts, ends or is refused. */
+export function drillEvent(before: Status, after: Status): PairEvent | undefined {
+  const was = before?.drill;
+  const now = after?.drill;
+  if (!now?.state || (was?.state === now.state && was.until === now.until && was.faults === now.faults)) {
+    return undefined;
+  }
+  const events = {
+    Running: { type: "Normal", reason: "DrillStarted" },
+    Ended: { type: "Normal", reason: "DrillEnded" },
+    Refused: { type: "Warning", reason: "DrillRefused" },
+  } as const;
+  return { ...events[now.state], message: now.message ?? "" };
+}

@@ -22,8 +22,16 @@ import type { KubeClient } from "../runtime/kube-client.ts";
 import { ChildConflictError, ChildWriter, type PairCaches } from "./apply.ts";
 import { certificatesResult, type CertificatesResult, issueCertificates } from "./certificates.ts";
 import { desiredWorkloadChildren } from "./children.ts";
+import { type DrillJudgement, judgeDrill } from "./drill.ts";
 import { childNames } from "./names.ts";
-import { healthEvent, issuanceEvent, type PairEvent, problemEvent, rotationEvent } from "./pair-events.ts";
+import {
+  drillEvent,
+  healthEvent,
+  issuanceEvent,
+  type PairEvent,
+  problemEvent,
+  rotationEvent,
+} from "./pair-events.ts";
 import { pingerReadings, podObservations } from "./readings.ts";
 import { buildStatus, type Problem } from "./status.ts";
 import { writeStatus } from "./status-writer.ts";
@@ -98,14 +106,18 @@ class PairReconciler {
     try {
       const readings = this.context.readings(namespace, name);
       const issued = await this.certificates(pair, spec, readings, log);
-      await this.workloads(pair, spec);
-      const next = this.status(pair, spec, readings, issued);
+      const drill = judgeDrill(spec.drill, this.now(), pair.status?.drill);
+      await this.workloads(pair, spec, drill);
+      const next = this.status(pair, spec, readings, issued, drill);
       await writeStatus(this.context.client, pair, next);
+      this.record(pair, log, drillEvent(pair.status, next));
       this.record(pair, log, healthEvent(pair.status, next));
       this.record(pair, log, rotationEvent(pair.status, next, issued.caRotationAdvanced));
+      const drillDue = drill.nextCheck !== undefined && drill.nextCheck < issued.nextCheck;
+      const nextCheck = drillDue ? drill.nextCheck : issued.nextCheck;
       return {
-        requeueAfterMs: Math.max(minimumRequeueMs, issued.nextCheck.getTime() - this.now().getTime()),
-        requeueReason: "certificate renewal or CA rotation step due",
+        requeueAfterMs: Math.max(minimumRequeueMs, nextCheck.getTime() - this.now().getTime()),
+        requeueReason: drillDue ? "fire drill starts or ends" : "certificate renewal or CA rotation step due",
       };
     } catch (error) {
       // Say why in status and as an event, then let the error policy retry. A failure to report
@@ -163,11 +175,11 @@ class PairReconciler {
   }
 
   /** The workload children the spec asks for, and the removal of those it no longer does. */
-  private async workloads(pair: PingPongPair, spec: ResolvedSpec): Promise<void> {
+  private async workloads(pair: PingPongPair, spec: ResolvedSpec, drill: DrillJudgement): Promise<void> {
     const { name = "", namespace = "" } = pair.metadata ?? {};
     const names = childNames(name);
     const { operatorNamespace } = this.context;
-    for (const object of desiredWorkloadChildren({ pair, spec, operatorNamespace })) {
+    for (const object of desiredWorkloadChildren({ pair, spec, operatorNamespace, drill: drill.file })) {
       await this.children.ensure(pair, object);
     }
     if (spec.ponger.replicas <= 1) await this.children.remove("PodDisruptionBudget", namespace, names.ponger);
@@ -182,6 +194,7 @@ class PairReconciler {
     spec: ResolvedSpec,
     readings: PairReadings,
     certificates: CertificatesResult,
+    drill: DrillJudgement,
   ): PingPongPairStatus {
     const { name = "", namespace = "" } = pair.metadata ?? {};
     const names = childNames(name);
@@ -202,6 +215,7 @@ class PairReconciler {
         pinger: this.children.cached("Deployment", namespace, names.pinger),
       },
       health: { value: health, refreshMs: pingRefreshMs(this.context.healthIntervalMs) },
+      drill: drill.status,
     });
   }
 }

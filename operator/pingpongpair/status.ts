@@ -9,6 +9,7 @@ import {
   type Condition,
   type ConditionStatus,
   conditionTypes,
+  type DrillStatus,
   type PingPongPair,
   type PingPongPairStatus,
 } from "../api/types.ts";
@@ -34,6 +35,8 @@ export interface StatusInput {
   readonly problem?: Problem | undefined;
   /** Ping health from the pingers' /status, and how often an unchanged one is refreshed in status. */
   readonly health?: { readonly value: PingHealth; readonly refreshMs: number } | undefined;
+  /** The fire drill as judged (drill.ts); status.drill is removed when the spec has none. */
+  readonly drill?: DrillStatus | undefined;
 }
 
 export function setCondition(
@@ -134,6 +137,10 @@ export function buildStatus(input: StatusInput): PingPongPairStatus {
     status.ca = certificates.status.ca;
     status.certificates = certificates.status.certificates;
   }
+  if (input.spec) {
+    if (input.drill) status.drill = input.drill;
+    else delete status.drill;
+  }
   const workloadsAvailable = reportWorkloads(input, status, set);
   reportHealth(input, status, set, conditions);
   const find = (type: string) => conditions.find((c) => c.type === type);
@@ -193,7 +200,10 @@ function reportHealth(
       if (ping) status.ping = ping;
       else delete status.ping;
     }
-    set(conditionTypes.pingHealthy, condition.status, condition.reason, condition.message);
+    // During a drill, a PingHealthy that is not True says so: it is the drill, not an outage.
+    const drill =
+      input.drill?.state === "Running" && condition.status !== "True" ? `; ${input.drill.message}` : "";
+    set(conditionTypes.pingHealthy, condition.status, condition.reason, condition.message + drill);
   } else if (!conditions.some((c) => c.type === conditionTypes.pingHealthy)) {
     set(
       conditionTypes.pingHealthy,

@@ -16,6 +16,8 @@ export interface PongerConfig {
   readonly podName: string;
   /** The node the pod runs on (NODE_NAME, from the downward API), named in every pong. */
   readonly nodeName?: string | undefined;
+  /** The fire drill file (drill.json), read while the ponger runs; no drill when unset. */
+  readonly drill?: string | undefined;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -41,6 +43,7 @@ export async function loadPongerConfig(
     metrics: { address: r.string("metrics.address", "0.0.0.0"), port: r.port("metrics.port", 9090) },
     podName: env.POD_NAME ?? env.HOSTNAME ?? hostname(),
     nodeName: env.NODE_NAME,
+    drill: r.optionalString("drill"),
   };
   if (protocol === "https") {
     r.check(

@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { defaultServerLimits, type ServerLimits } from "../../lib/http-server.ts";
 import { createLogger } from "../../lib/logger.ts";
 import { mintTestPki, type TestPki } from "../../lib/pki/testing/fixtures.ts";
+import { eventually } from "../../controlplane/testing.ts";
 import { KubeletVolume } from "../testing/kubelet-volume.ts";
 import { fetchOnce, metricValue, parkedConnections, rawExchange } from "../testing/tls-client.ts";
 import type { PongerConfig } from "./config.ts";
@@ -30,6 +31,7 @@ afterAll(() => volume.remove());
 async function ponger(
   service: Partial<PongerConfig["service"]>,
   limits: ServerLimits = defaultServerLimits,
+  drill?: string,
 ): Promise<Ponger> {
   const config: PongerConfig = {
     service: {
@@ -42,6 +44,7 @@ async function ponger(
     },
     metrics: { address: "127.0.0.1", port: 0 },
     podName: "ponger-0",
+    drill,
   };
   const started = await startPonger(config, logger, limits);
   running.push(started);
@@ -235,5 +238,57 @@ describe("ponger metrics and probes", () => {
     ]);
     const body = JSON.stringify(status);
     expect(body).not.toContain("PRIVATE KEY");
+  });
+});
+
+describe("ponger in a fire drill", () => {
+  let drillVolume: KubeletVolume;
+  const inFiveMinutes = () => new Date(Date.now() + 5 * 60_000).toISOString();
+  afterEach(async () => {
+    await drillVolume.remove();
+  });
+
+  async function drilling(drill: Record<string, unknown>) {
+    drillVolume = await KubeletVolume.create({ "drill.json": JSON.stringify(drill) });
+    return ponger(mtls(), defaultServerLimits, drillVolume.path("drill.json"));
+  }
+
+  it("aborts pings with the drill's status, saying so, and counts them; no restart to start or stop", async () => {
+    const p = await drilling({ abortRatio: 1, abortStatus: 500, until: inFiveMinutes() });
+    const aborted = await fetchOnce(p.pingUrl, client());
+    expect(aborted).toMatchObject({ status: 500 });
+    expect(aborted.headers["x-pingpong-drill"]).toBe("abort");
+    const metrics = await (await fetch(`${p.probes.url}/metrics`)).text();
+    expect(metricValue(metrics, 'ponger_drill_faults_total{fault="abort"}')).toBe(1);
+    // The operator removes the drill: the same ponger pongs again.
+    await drillVolume.write({ "drill.json": "{}\n" });
+    await eventually("the drill cleared", async () =>
+      (await fetchOnce(p.pingUrl, client())).status === 200 ? true : undefined,
+    );
+  });
+
+  it("holds delayed pings for the drill's delay", async () => {
+    const p = await drilling({ delayRatio: 1, delayMs: 300, until: inFiveMinutes() });
+    const started = performance.now();
+    expect(await fetchOnce(p.pingUrl, client())).toMatchObject({ status: 200, body: "pong" });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(300);
+  });
+
+  it("refuses the pinger's trusted client certificate in the handshake, as a broken rotation would", async () => {
+    const p = await drilling({ refuseClientCertificates: true, until: inFiveMinutes() });
+    await expect(fetchOnce(p.pingUrl, client())).rejects.toThrow(/other side closed|reset|socket/i);
+    const status = (await (await fetch(`${p.probes.url}/status`)).json()) as {
+      drill: { injected: { refuse: number } };
+    };
+    expect(status.drill.injected.refuse).toBe(1);
+  });
+
+  it("injects nothing when until has passed, whoever wrote the file", async () => {
+    const p = await drilling({
+      abortRatio: 1,
+      refuseClientCertificates: true,
+      until: new Date(Date.now() - 1_000).toISOString(),
+    });
+    expect(await fetchOnce(p.pingUrl, client())).toMatchObject({ status: 200, body: "pong" });
   });
 });

@@ -3,6 +3,7 @@
  * configured) or plain HTTP, naming its pod in a response header, counting what it receives, and
  * swapping in new certificates without a restart.
  */
+import { setTimeout } from "node:timers/promises";
 import type { Server as TlsServer, TLSSocket } from "node:tls";
 import type { FastifyRequest } from "fastify";
 import { collectDefaultMetrics, Counter, Registry } from "prom-client";
@@ -10,10 +11,11 @@ import { createHttpServer, defaultServerLimits, listenOn, type ServerLimits } fr
 import type { Logger } from "../../lib/logger.ts";
 import { type ProbeServer, refuseOtherMethods, startProbeServer } from "../../lib/probe-server.ts";
 import { PeerLimiter } from "../peer-limiter.ts";
-import { nodeHeader, pingPath, podHeader, pongBody } from "../protocol.ts";
+import { drillHeader, nodeHeader, pingPath, podHeader, pongBody } from "../protocol.ts";
 import { describeMaterial, type TlsMaterial } from "../tls-files.ts";
 import { TlsReloader } from "../tls-reloader.ts";
 import type { PongerConfig } from "./config.ts";
+import { DrillReader } from "./drill.ts";
 
 /** What a certificate verification error means, for the log. */
 const refusalReasons: Readonly<Record<string, string>> = {
@@ -79,6 +81,14 @@ export async function startPonger(
     help: "TLS handshakes refused, e.g. a client without a certificate from a trusted CA.",
     registers: [registry],
   });
+  const drillFaults = new Counter({
+    name: "ponger_drill_faults_total",
+    help: "Faults a fire drill injected, by fault (abort, delay, refuse).",
+    labelNames: ["fault"] as const,
+    registers: [registry],
+  });
+  const drill = config.drill ? new DrillReader({ file: config.drill, logger }) : undefined;
+  drill?.start();
 
   const mutualTls = config.service.clientCA !== undefined;
   const reloader =
@@ -127,8 +137,17 @@ export async function startPonger(
     if (mutualTls) {
       // First of the listeners: HTTP never sees a client whose certificate does not verify.
       tlsServer.prependListener("secureConnection", (socket: TLSSocket) => {
-        if (socket.authorized) return;
-        reportRefusal(socket.remoteAddress, refusal(socket), "Refused a client certificate");
+        if (socket.authorized && !drill?.refuseHandshake()) return;
+        if (socket.authorized) {
+          drillFaults.inc({ fault: "refuse" });
+          reportRefusal(
+            socket.remoteAddress,
+            { code: "FIRE_DRILL" },
+            "Refused a client certificate: fire drill",
+          );
+        } else {
+          reportRefusal(socket.remoteAddress, refusal(socket), "Refused a client certificate");
+        }
         socket.destroy();
       });
     }
@@ -161,11 +180,24 @@ export async function startPonger(
     },
     handler: () => undefined,
   });
-  app.get(pingPath, (request, reply) => {
+  app.get(pingPath, async (request, reply) => {
     received.inc();
     logger.info({ remote: request.socket.remoteAddress }, "Received GET /ping");
     if (config.nodeName) void reply.header(nodeHeader, config.nodeName);
-    return reply.header(podHeader, config.podName).type("text/plain").send(pongBody);
+    void reply.header(podHeader, config.podName).type("text/plain");
+    const fault = drill?.nextFault() ?? {};
+    if (fault.delayMs !== undefined) {
+      drillFaults.inc({ fault: "delay" });
+      await setTimeout(fault.delayMs);
+    }
+    if (fault.abortStatus !== undefined) {
+      drillFaults.inc({ fault: "abort" });
+      return reply
+        .code(fault.abortStatus)
+        .header(drillHeader, "abort")
+        .send("fire drill: this ping was aborted\n");
+    }
+    return reply.send(pongBody);
   });
   app.setNotFoundHandler((_request, reply) =>
     reply.code(404).type("text/plain").send(`not found: this server answers GET ${pingPath}\n`),
@@ -188,6 +220,7 @@ export async function startPonger(
       protocol: config.service.protocol,
       mutualTls,
       tls: reloader?.current ? { ...describeMaterial(reloader.current), ...reloader.status } : null,
+      drill: drill?.status ?? null,
     }),
   });
 
@@ -197,6 +230,7 @@ export async function startPonger(
     close: async () => {
       shuttingDown = true;
       reloader?.stop();
+      drill?.stop();
       // fastify stops accepting, closes idle keep-alive connections and lets requests in flight finish.
       await app.close();
       await probes.close();
