@@ -129,7 +129,14 @@ const fullStatus: DeepRequired<PingPongPairStatus> = {
   certificates: { ponger: certificate, pinger: certificate, expires: "t" },
   ponger: { replicas: 1, readyReplicas: 1, selector: "a=b", ready: "1/1" },
   pinger: { replicas: 1, readyReplicas: 1, ready: "1/1" },
-  drill: { state: "Running", faults: "abort 50% (503)", until: "t", message: "m", startedAt: "t" },
+  drill: {
+    state: "Running",
+    faults: "abort 50% (503)",
+    until: "t",
+    message: "m",
+    startedAt: "t",
+    injectingPongers: 1,
+  },
   ping: {
     lastPongTime: "t",
     sent: 1,

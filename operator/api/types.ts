@@ -88,6 +88,7 @@ export interface DrillStatus {
   until?: string;
   message?: string;
   startedAt?: string;
+  injectingPongers?: number;
 }
 
 export type ConditionStatus = "True" | "False" | "Unknown";

@@ -166,4 +166,16 @@ describe("whether readings say something new", () => {
     const later = reading({}, { lastPongTime: new Date(1_000_000 + 300_000).toISOString() });
     expect(readingsChanged(base, meanings(later), 300_000)).toBe(true);
   });
+
+  it("for a ponger starting or stopping a fire drill's faults", () => {
+    const ponger = (drill: unknown): PodReading => ({
+      pod: "q1",
+      component: "ponger",
+      at: new Date(0),
+      status: { tls: { certificate: null, trustBundle: [] }, drill },
+    });
+    const calm = meanings(ponger(null));
+    expect(readingsChanged(calm, meanings(ponger({ active: true })), 300_000)).toBe(true);
+    expect(readingsChanged(calm, meanings(ponger({ active: false })), 300_000)).toBe(false);
+  });
 });

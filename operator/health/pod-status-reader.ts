@@ -132,6 +132,14 @@ export interface PodMeaning {
    * than its window), so that status follows a starting pinger instead of freezing its first read.
    */
   readonly filling?: number | undefined;
+  /** A ponger injecting a fire drill's faults now. */
+  readonly drilling?: boolean | undefined;
+}
+
+/** Whether a ponger's /status says it injects a fire drill's faults now. */
+export function injectsDrill(reading: PodReading): boolean {
+  const drill = reading.status?.drill as { active?: unknown } | null | undefined;
+  return reading.component === "ponger" && drill?.active === true;
 }
 
 export function podMeaning(reading: PodReading): PodMeaning {
@@ -144,7 +152,7 @@ export function podMeaning(reading: PodReading): PodMeaning {
       tls?.trustBundle.map((c) => c.sha256Fingerprint),
     ]),
   };
-  if (reading.component !== "pinger") return meaning;
+  if (reading.component !== "pinger") return { ...meaning, drilling: injectsDrill(reading) };
   const window = reading.status?.window as
     { failed?: number; sent?: number; succeeded?: number; latencyP99Ms?: number | null } | undefined;
   const lastPong =
@@ -166,8 +174,9 @@ export function podMeaning(reading: PodReading): PodMeaning {
 /**
  * Whether a pair's readings say something new since `before` (what was last acted on): a pod came
  * or went or became unreadable, loaded other certificates, a ping failed, the success percentage
- * or the set of ponger pods changed, P99 doubled or halved, the last pong is `refreshMs` newer, or
- * a starting pinger's window (still filling) holds more pings.
+ * or the set of ponger pods changed, P99 doubled or halved, the last pong is `refreshMs` newer,
+ * a starting pinger's window (still filling) holds more pings, or a ponger started or stopped
+ * injecting a fire drill.
  * Compared with what was acted on, not with the previous read, so slow drift still counts and
  * noise around a threshold does not.
  */
@@ -181,6 +190,7 @@ export function readingsChanged(
     const previous = before.get(pod);
     if (!previous) return true;
     if (previous.unreadable !== next.unreadable || previous.tls !== next.tls) return true;
+    if (previous.drilling !== next.drilling) return true;
     if (
       previous.failed !== next.failed ||
       previous.success !== next.success ||

@@ -78,6 +78,7 @@ export function judgeDrill(
   drill: ResolvedDrill | undefined,
   now: Date,
   previous: DrillStatus | undefined,
+  injectingPongers = 0,
 ): DrillJudgement {
   if (!drill) return { status: undefined, file: {}, nextCheck: undefined };
   const current = state(drill, now);
@@ -92,6 +93,7 @@ export function judgeDrill(
     until,
     message: messages[current](faults, until),
     ...(startedAt ? { startedAt } : {}),
+    injectingPongers,
   };
   const nextCheck =
     current === "Running"
