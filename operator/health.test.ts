@@ -96,7 +96,22 @@ describe("ping health in the pair's status", () => {
     expect(healthy[0]?.message).toBe("ping health is True: pings succeed at or above 95% in the last minute");
 
     // Steady and healthy: both pingers are read every second, but status is not rewritten for
-    // each read (noise is not written), and no further Event is recorded.
+    // each read (noise is not written), and no further Event is recorded. Steady means each
+    // pinger's one-minute window is full (a ping has left it): while it fills, status follows it.
+    const statusUrls = await Promise.all(
+      pods.pingers.map(async (p) => `${await p.logged("Metrics and probes listening", "url")}/status`),
+    );
+    await eventually(
+      "both pingers' windows full",
+      async () => {
+        for (const url of statusUrls) {
+          const status = (await (await fetch(url)).json()) as { sent: number; window: { sent: number } };
+          if (status.sent <= status.window.sent) return undefined;
+        }
+        return true;
+      },
+      90_000,
+    );
     const writesBefore = await operator.client.writeCount();
     const reads = async () =>
       metricValue(
@@ -111,7 +126,7 @@ describe("ping health in the pair's status", () => {
     expect((await operator.client.writeCount()) - writesBefore).toBeLessThan(6);
     expect((await events("healthy")).filter((e) => e.reason === "Healthy")).toHaveLength(1);
     expect((await env.pair(namespace, "healthy"))?.status?.ping?.success).toBe("100%");
-  });
+  }, 150_000);
 
   it("is False, saying what failed and how often, when the ponger stops; a Warning Event; Ready says why", async () => {
     const { pods } = await pairWithPods("failing");
