@@ -24,14 +24,35 @@ Commands:
                            pods, ping health and recent Events
   rotate PAIR [--ca] [--no-wait]
                            new leaf certificates (or a new CA), waiting until every pod has loaded them
-                           (both also as \`kubectl pingpong ...\` with kubectl-pingpong on PATH)
+  drill PAIR --abort 50% [--for 5m] | --delay 3s | --refuse-client-certs | --stop
+                           a fire drill: faults injected into the pair's pings, followed with its time
+                           to detect and to recover
+                           (status, rotate and drill also as \`kubectl pingpong ...\` with
+                           kubectl-pingpong on PATH)
   demo [--workloads]       a local cluster with its node, the operator as a pod and an example
                            pair pinging (API-only where the node cannot start); with --workloads,
                            a ponger and a pinger on loopback over mutual TLS instead
 
 Every ponger and pinger config field can also be set by environment, e.g. service.tlsCertificate as
-PINGPONG_SERVICE_TLS_CERTIFICATE. Run a command with --help for its fields.
+PINGPONG_SERVICE_TLS_CERTIFICATE. Every command answers --help.
 `;
+
+const clusterUsage = `Usage: pingpong cluster up [--dir DIR] [--no-node]
+
+A local single-node Kubernetes cluster in DIR (default ./.cluster), as root: etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler, containerd, the kubelet, kube-proxy, kube-router's
+NetworkPolicy firewall and CoreDNS. With --no-node, the API-only control plane on 127.0.0.1 (pods
+stay Pending). Ctrl-C stops it and removes everything it made on this machine.
+`;
+
+const demoUsage = `Usage: pingpong demo [--dir DIR] [--workloads]
+
+A local cluster with its node (in DIR, default ./.cluster), the operator as a pod and an example
+pair, followed until it is Ready with live pings (API-only where the node cannot start). With
+--workloads, a ponger and a pinger on loopback over mutual TLS instead, no cluster.
+`;
+
+const wantsHelp = (args: readonly string[]) => args.includes("--help") || args.includes("-h");
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -44,7 +65,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case "operator": {
       const { operatorOptions, operatorUsage } = await import("./operator/command.ts");
-      if (rest.includes("--help") || rest.includes("-h")) {
+      if (wantsHelp(rest)) {
         process.stdout.write(operatorUsage);
         return;
       }
@@ -61,6 +82,10 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case "cluster": {
+      if (wantsHelp(rest)) {
+        process.stdout.write(clusterUsage);
+        return;
+      }
       const { positionals, values } = parseArgs({
         args: rest,
         options: {
@@ -70,8 +95,7 @@ async function main(argv: string[]): Promise<void> {
         allowPositionals: true,
         strict: true,
       });
-      if (positionals[0] !== "up" || positionals.length > 1)
-        usageError("usage: pingpong cluster up [--dir DIR] [--no-node]");
+      if (positionals[0] !== "up" || positionals.length > 1) usageError(clusterUsage);
       const { pinnedKubernetesVersion } = await import("./controlplane/binaries.ts");
       const { ControlPlane } = await import("./controlplane/control-plane.ts");
       const { createLogger } = await import("./lib/logger.ts");
@@ -100,6 +124,10 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case "demo": {
+      if (wantsHelp(rest)) {
+        process.stdout.write(demoUsage);
+        return;
+      }
       const { values } = parseArgs({
         args: rest,
         options: {
@@ -126,6 +154,11 @@ async function main(argv: string[]): Promise<void> {
     case "rotate": {
       const { runRotate } = await import("./operator/commands/run.ts");
       await runRotate(rest);
+      return;
+    }
+    case "drill": {
+      const { runDrill } = await import("./operator/commands/run.ts");
+      await runDrill(rest);
       return;
     }
     case undefined:

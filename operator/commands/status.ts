@@ -34,6 +34,8 @@ export interface PairReport {
     loaded: LoadedCertificates | { unreadable: string } | null;
   }[];
   readonly ping: NonNullable<PingPongPair["status"]>["ping"] | null;
+  /** The fire drill as the operator judged it, when spec.drill is set. */
+  readonly drill: NonNullable<PingPongPair["status"]>["drill"] | null;
   readonly events: { time: string; type: string; reason: string; message: string; count: number }[];
 }
 
@@ -133,6 +135,7 @@ export async function readPairReport(
     })),
     pods: await Promise.all([...ponger.items.map(pod("ponger")), ...pinger.items.map(pod("pinger"))]),
     ping: status.ping ?? null,
+    drill: status.drill ?? null,
     events: events.items
       .filter((e) => e.involvedObject.kind === "PingPongPair" && e.involvedObject.name === name)
       .sort((a, b) => eventTime(a).localeCompare(eventTime(b)))
@@ -249,6 +252,15 @@ export function formatPairReport(report: PairReport, now: Date): string {
     const failedByNode = Object.entries(ping.failuresByPingerNode ?? {});
     if (failedByNode.length > 0)
       lines.push(`  failed pings by pinger node: ${failedByNode.map(([n, c]) => `${n} ${c}`).join(", ")}`);
+  }
+  const drill = report.drill;
+  if (drill) {
+    lines.push("", "Fire drill", `  ${drill.state ?? "?"}: ${drill.message ?? ""}`);
+    if (drill.state === "Running") {
+      lines.push(
+        `  ${drill.injectingPongers ?? 0} ponger pod(s) inject it; ends ${countdown(drill.until ?? null, now)}`,
+      );
+    }
   }
   lines.push("", "Events");
   lines.push(
