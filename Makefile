@@ -39,10 +39,12 @@ node: controlplane
 helm:
 	bash hack/helm/build.sh >/dev/null
 
-# promtool, a PromQL name lister and the Prometheus Operator's CRDs, for config/prometheus's tests:
-# from the Go module proxy, cached under ~/.cache/pingpong.
-prometheus:
+# promtool, a PromQL name lister and the Prometheus Operator's CRDs, for config/prometheus's tests;
+# Prometheus, the Prometheus Operator and its config reloader as images for the node's monitoring
+# test: from the Go module proxy, cached under ~/.cache/pingpong (the images need `make node`'s buildah).
+prometheus: node
 	bash hack/prometheus/build.sh >/dev/null
+	bash hack/images/build-prometheus-images.sh >/dev/null
 
 build: deps
 	npm run build

@@ -53,6 +53,8 @@ export interface ControlPlaneOptions {
   readonly binaries?: ControlPlaneBinaries;
   /** How long each component may take to become ready. */
   readonly startTimeoutMs?: number;
+  /** More image archives for the node to load (e.g. a test's Prometheus), besides the node's own. */
+  readonly extraImages?: readonly string[];
 }
 
 /**
@@ -518,6 +520,7 @@ export class ControlPlane {
           kubeletServing: { certFile: pki("kubelet.crt"), keyFile: pki("kubelet.key") },
           admin,
           imagesDir: nodeImagesDir(),
+          extraImages: options.extraImages ?? [],
           binaries: {
             kubelet: join(bin, "kubelet"),
             kubeProxy: join(bin, "kube-proxy"),

@@ -72,6 +72,8 @@ export interface LocalNodeOptions {
   readonly admin: KubeConfig;
   /** Folder of image archives to load into containerd (every *.tar). */
   readonly imagesDir: string;
+  /** More archives to load (a test's own images). */
+  readonly extraImages?: readonly string[];
   readonly binaries: NodeBinaries;
   readonly corednsImage: string;
   readonly timeoutMs: number;
@@ -235,11 +237,15 @@ export class LocalNode {
     );
   }
 
-  /** Imports every archive in imagesDir: pause, CoreDNS, and the project's image once built. */
+  /** Imports every archive in imagesDir (pause, CoreDNS, the project's image once built) and the extra ones. */
   private async loadImages(): Promise<number> {
-    const archives = (await listDir(this.options.imagesDir)).filter((f) => f.endsWith(".tar"));
-    for (const archive of archives) await this.ctr("images", "import", join(this.options.imagesDir, archive));
-    return archives.length;
+    const archives = (await listDir(this.options.imagesDir))
+      .filter((f) => f.endsWith(".tar"))
+      .map((f) => join(this.options.imagesDir, f));
+    for (const archive of [...archives, ...(this.options.extraImages ?? [])]) {
+      await this.ctr("images", "import", archive);
+    }
+    return archives.length + (this.options.extraImages?.length ?? 0);
   }
 
   private async startScheduler(): Promise<void> {

@@ -24,3 +24,26 @@ export async function toolPath(tool: "helm" | "prometheus"): Promise<string> {
     );
   }
 }
+
+/**
+ * hack/images/build-prometheus-images.sh's folder: the Prometheus Operator, its config reloader and
+ * Prometheus as image archives for a node, and the folder of their binaries and the operator's
+ * bundle.yaml (hack/prometheus/build-stack.sh).
+ */
+export async function prometheusStack(): Promise<{ images: string[]; stack: string }> {
+  const script = (path: string) => join(projectRoot(), "hack", ...path.split("/"));
+  try {
+    const [{ stdout: images }, { stdout: stack }] = [
+      await run("bash", [script("images/build-prometheus-images.sh")], { maxBuffer: 16 * 1024 * 1024 }),
+      await run("bash", [script("prometheus/build-stack.sh")], { maxBuffer: 16 * 1024 * 1024 }),
+    ];
+    const folder = images.trim();
+    const archives = ["prometheus-operator.tar", "prometheus-config-reloader.tar", "prometheus.tar"];
+    return { images: archives.map((a) => join(folder, a)), stack: stack.trim() };
+  } catch (error) {
+    throw new Error(
+      `the Prometheus images could not be built (\`make prometheus\` builds them from the Go module proxy): ${String(error)}`,
+      { cause: error },
+    );
+  }
+}

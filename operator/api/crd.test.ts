@@ -136,6 +136,7 @@ const fullStatus: DeepRequired<PingPongPairStatus> = {
     message: "m",
     startedAt: "t",
     injectingPongers: 1,
+    injectingSince: "t",
   },
   ping: {
     lastPongTime: "t",

@@ -89,6 +89,7 @@ export interface DrillStatus {
   message?: string;
   startedAt?: string;
   injectingPongers?: number;
+  injectingSince?: string;
 }
 
 export type ConditionStatus = "True" | "False" | "Unknown";

@@ -5,8 +5,9 @@ import { DrillTimeline, drillPatch, parseRatio } from "./drill.ts";
 const t0 = Date.parse("2026-12-03T12:00:00Z");
 const until = new Date(t0 + 60_000);
 const pair = (
-  drill: { state: "Running" | "Ended"; injectingPongers?: number } | undefined,
+  drill: { state: "Running" | "Ended"; injectingPongers?: number; injectingSince?: string } | undefined,
   healthy: "True" | "False",
+  changedAt = "",
 ): PingPongPair => ({
   status: {
     ...(drill ? { drill: { ...drill, faults: "abort 100% (503)" } } : {}),
@@ -16,11 +17,12 @@ const pair = (
         status: healthy,
         reason: healthy === "True" ? "Healthy" : "PingsFailing",
         message: "",
-        lastTransitionTime: "",
+        lastTransitionTime: changedAt,
       },
     ],
   },
 });
+const iso = (s: number) => new Date(t0 + s * 1000).toISOString();
 
 describe("DrillTimeline", () => {
   it("tells the drill's story: running, injected, detected, ended, recovered, with both times", () => {
@@ -30,17 +32,20 @@ describe("DrillTimeline", () => {
     expect(timeline.observe(pair({ state: "Running", injectingPongers: 0 }, "True"), at(1))).toEqual([
       "the operator runs the drill: abort 100% (503)",
     ]);
-    expect(timeline.observe(pair({ state: "Running", injectingPongers: 1 }, "True"), at(12))).toEqual([
-      "fault started: 1 ponger pod(s) inject it",
+    // The ponger started at 10 s by its own clock; this read comes at 12 s.
+    const injecting = { state: "Running", injectingPongers: 1, injectingSince: iso(10) } as const;
+    expect(timeline.observe(pair(injecting, "True"), at(12))).toEqual([
+      "fault started: 1 ponger pod(s) inject it (since 2.0 s ago)",
     ]);
-    expect(timeline.observe(pair({ state: "Running", injectingPongers: 1 }, "False"), at(15.5))).toEqual([
+    // PingHealthy turned False at 13.5 s; this read comes at 15.5 s.
+    expect(timeline.observe(pair(injecting, "False", iso(13.5)), at(15.5))).toEqual([
       "PingHealthy False after 3.5 s (time to detect): PingsFailing",
     ]);
     expect(timeline.done).toBe(false);
-    expect(timeline.observe(pair({ state: "Running", injectingPongers: 1 }, "False"), at(60))).toEqual([
+    expect(timeline.observe(pair(injecting, "False", iso(13.5)), at(61))).toEqual([
       "the drill ended (until reached)",
     ]);
-    expect(timeline.observe(pair({ state: "Ended" }, "True"), at(72))).toEqual([
+    expect(timeline.observe(pair({ state: "Ended" }, "True", iso(72)), at(74))).toEqual([
       "PingHealthy True again after 12.0 s (time to recover)",
     ]);
     expect([timeline.done, timeline.detectMs, timeline.recoverMs]).toEqual([true, 3_500, 12_000]);

@@ -41,11 +41,13 @@ type Phase = "set" | "running" | "injecting" | "detected" | "ended" | "recovered
 
 /**
  * What a followed drill has shown so far. Fed each reading of the pair with the time it was read;
- * answers the timeline's new lines. Pure: the runner reads, this decides.
+ * answers the timeline's new lines. The times it reports come from the pair's status where it has
+ * them: when the ponger started injecting (status.drill.injectingSince, the ponger's clock) and when
+ * PingHealthy changed (its lastTransitionTime), so they do not depend on how often this polls. Pure.
  */
 export class DrillTimeline {
   private phase: Phase = "set";
-  private injectingAt: number | undefined;
+  private faultStart: number | undefined;
   private endedAt: number | undefined;
   detectMs: number | undefined;
   recoverMs: number | undefined;
@@ -67,23 +69,32 @@ export class DrillTimeline {
     const lines: string[] = [];
     const drill = pair?.status?.drill;
     const health = pair?.status?.conditions?.find((c) => c.type === "PingHealthy");
-    const after = (from: number | undefined) => `${(Math.max(0, now - (from ?? now)) / 1000).toFixed(1)} s`;
+    const changedAt = (fallback: number) => {
+      const at = Date.parse(health?.lastTransitionTime ?? "");
+      return Number.isNaN(at) ? fallback : at;
+    };
+    const seconds = (ms: number) => `${(Math.max(0, ms) / 1000).toFixed(1)} s`;
     if (this.phase === "set" && drill?.state === "Running") {
       this.phase = "running";
       lines.push(`the operator runs the drill: ${drill.faults ?? ""}`);
     }
     if (this.phase === "running" && (drill?.injectingPongers ?? 0) > 0) {
       this.phase = "injecting";
-      this.injectingAt = now;
-      lines.push(`fault started: ${drill?.injectingPongers ?? 0} ponger pod(s) inject it`);
+      const since = Date.parse(drill?.injectingSince ?? "");
+      this.faultStart = Number.isNaN(since) ? now : since;
+      const ago = now - this.faultStart;
+      lines.push(
+        `fault started: ${drill?.injectingPongers ?? 0} ponger pod(s) inject it` +
+          (ago >= 100 ? ` (since ${seconds(ago)} ago)` : ""),
+      );
     }
     if (this.phase === "injecting" && health?.status === "False") {
       this.phase = "detected";
-      this.detectMs = now - (this.injectingAt ?? now);
-      lines.push(`PingHealthy False after ${after(this.injectingAt)} (time to detect): ${health.reason}`);
+      this.detectMs = Math.max(0, changedAt(now) - (this.faultStart ?? now));
+      lines.push(`PingHealthy False after ${seconds(this.detectMs)} (time to detect): ${health.reason}`);
     }
     if (now >= this.until && this.endedAt === undefined && this.phase !== "set") {
-      this.endedAt = now;
+      this.endedAt = this.until;
       lines.push(
         this.detected
           ? "the drill ended (until reached)"
@@ -93,8 +104,8 @@ export class DrillTimeline {
     }
     if (this.phase === "detected" && this.endedAt !== undefined && health?.status === "True") {
       this.phase = "recovered";
-      this.recoverMs = now - this.endedAt;
-      lines.push(`PingHealthy True again after ${after(this.endedAt)} (time to recover)`);
+      this.recoverMs = Math.max(0, changedAt(now) - this.endedAt);
+      lines.push(`PingHealthy True again after ${seconds(this.recoverMs)} (time to recover)`);
     }
     return lines;
   }

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { eventually } from "../../controlplane/testing.ts";
 import { createLogger } from "../../lib/logger.ts";
 import {
+  drillInjectedSince,
   podMeaning,
   type PodReading,
   PodStatusReader,
@@ -177,5 +178,15 @@ describe("whether readings say something new", () => {
     const calm = meanings(ponger(null));
     expect(readingsChanged(calm, meanings(ponger({ active: true })), 300_000)).toBe(true);
     expect(readingsChanged(calm, meanings(ponger({ active: false })), 300_000)).toBe(false);
+    // Since when: the earliest of the pongers injecting, by their own clocks.
+    const since = (at: string, pod: string) => ({ ...ponger({ active: true, since: at }), pod });
+    expect(
+      drillInjectedSince([
+        since("2026-12-03T12:00:05Z", "a"),
+        since("2026-12-03T12:00:02Z", "b"),
+        ponger(null),
+      ]),
+    ).toBe("2026-12-03T12:00:02.000Z");
+    expect(drillInjectedSince([ponger({ active: true, since: "garbage" }), ponger(null)])).toBeUndefined();
   });
 });

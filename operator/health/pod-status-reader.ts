@@ -142,6 +142,15 @@ export function injectsDrill(reading: PodReading): boolean {
   return reading.component === "ponger" && drill?.active === true;
 }
 
+/** Since when the pongers that inject a drill have (the earliest they report), if any does. */
+export function drillInjectedSince(readings: readonly PodReading[]): string | undefined {
+  const times = readings.filter(injectsDrill).flatMap((r) => {
+    const since = (r.status?.drill as { since?: unknown }).since;
+    return typeof since === "string" && !Number.isNaN(Date.parse(since)) ? [Date.parse(since)] : [];
+  });
+  return times.length > 0 ? new Date(Math.min(...times)).toISOString() : undefined;
+}
+
 export function podMeaning(reading: PodReading): PodMeaning {
   if (reading.error !== undefined) return { unreadable: true, tls: "" };
   const tls = loadedTls(reading);

@@ -15,10 +15,11 @@ const drill = (overrides: Partial<ResolvedDrill> = {}): ResolvedDrill => ({
 
 describe("judgeDrill", () => {
   it("runs a drill whose until is ahead, telling the ponger what to inject, and looks again at until", () => {
-    const judged = judgeDrill(drill(), now, undefined, 2);
+    const judged = judgeDrill(drill(), now, undefined, { pongers: 2, since: "2026-12-03T12:00:01.000Z" });
     expect(judged.status).toEqual({
       state: "Running",
       injectingPongers: 2,
+      injectingSince: "2026-12-03T12:00:01.000Z",
       faults: "abort 50% (503)",
       until: "2026-12-03T12:05:00.000Z",
       startedAt: now.toISOString(),

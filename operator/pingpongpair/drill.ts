@@ -78,7 +78,7 @@ export function judgeDrill(
   drill: ResolvedDrill | undefined,
   now: Date,
   previous: DrillStatus | undefined,
-  injectingPongers = 0,
+  injecting: { readonly pongers: number; readonly since?: string | undefined } = { pongers: 0 },
 ): DrillJudgement {
   if (!drill) return { status: undefined, file: {}, nextCheck: undefined };
   const current = state(drill, now);
@@ -93,7 +93,8 @@ export function judgeDrill(
     until,
     message: messages[current](faults, until),
     ...(startedAt ? { startedAt } : {}),
-    injectingPongers,
+    injectingPongers: injecting.pongers,
+    ...(current === "Running" && injecting.since ? { injectingSince: injecting.since } : {}),
   };
   const nextCheck =
     current === "Running"

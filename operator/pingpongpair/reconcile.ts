@@ -14,7 +14,7 @@ import { errorMessage } from "../../lib/logger.ts";
 import { InvalidSpecError, type ResolvedSpec, resolveSpec } from "../api/spec.ts";
 import type { PingPongPair, PingPongPairStatus } from "../api/types.ts";
 import { pingHealth } from "../health/ping-health.ts";
-import { injectsDrill, type PairReadings } from "../health/pod-status-reader.ts";
+import { drillInjectedSince, injectsDrill, type PairReadings } from "../health/pod-status-reader.ts";
 import type { CertificateMinter } from "../pki/minter.ts";
 import type { ReconcileRequest, ReconcileResult } from "../runtime/controller.ts";
 import type { EventRecorder } from "../runtime/events.ts";
@@ -106,7 +106,10 @@ class PairReconciler {
     try {
       const readings = this.context.readings(namespace, name);
       const issued = await this.certificates(pair, spec, readings, log);
-      const injecting = readings.pods.filter(injectsDrill).length;
+      const injecting = {
+        pongers: readings.pods.filter(injectsDrill).length,
+        since: drillInjectedSince(readings.pods),
+      };
       const drill = judgeDrill(spec.drill, this.now(), pair.status?.drill, injecting);
       await this.workloads(pair, spec, drill);
       const next = this.status(pair, spec, readings, issued, drill);

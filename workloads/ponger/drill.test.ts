@@ -78,6 +78,7 @@ describe("DrillReader", () => {
     await writeFile(file, JSON.stringify({ abortRatio: 1, refuseClientCertificates: true, until }));
     r.check();
     expect(r.active).toBe(true);
+    expect(r.status.since).toBe(new Date(now).toISOString());
     expect(r.nextFault()).toEqual({ abortStatus: 503 });
     expect(r.refuseHandshake()).toBe(true);
     clock.now = Date.parse(until);

@@ -86,6 +86,8 @@ export class DrillReader {
   private drill: Drill | undefined;
   private text: string | undefined;
   private lastError: string | undefined;
+  /** When the drill in use was loaded: the fault starts then (or never, once until has passed). */
+  private loadedAt: number | undefined;
   private watcher: FSWatcher | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private readonly injected = { abort: 0, delay: 0, refuse: 0 };
@@ -132,6 +134,7 @@ export class DrillReader {
     const { logger } = this.options;
     try {
       this.drill = parseDrill(text);
+      this.loadedAt = this.now();
       this.lastError = undefined;
       if (this.drill)
         logger.warn({ drill: this.describe() }, "Fire drill loaded: injecting faults into pings");
@@ -174,9 +177,11 @@ export class DrillReader {
 
   /** For /status: the drill loaded, whether it injects now, and how many faults it injected. */
   get status() {
+    const since = this.active && this.loadedAt !== undefined ? new Date(this.loadedAt).toISOString() : null;
     return {
       loaded: this.describe() ?? null,
       active: this.active,
+      since,
       injected: { ...this.injected },
       error: this.lastError ?? null,
     };

@@ -195,7 +195,7 @@ export async function startPonger(
       return reply
         .code(fault.abortStatus)
         .header(drillHeader, "abort")
-        .send("fire drill: this ping was aborted\n");
+        .send("fire drill: this ping was aborted");
     }
     return reply.send(pongBody);
   });
