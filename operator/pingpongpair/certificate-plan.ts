@@ -191,6 +191,12 @@ function planned(material: IssuedCertificate, decision: Keep): PlannedCertificat
   return { material, info: decision.certificate, renewal: decision.renewalTime };
 }
 
+/** The stored certificate, which the policy keeps, as published. */
+function keptAsStored(stored: StoredCertificate, decision: Keep): PlannedCertificate {
+  const material = { certificatePem: stored.certificatePem ?? "", privateKeyPem: stored.privateKeyPem ?? "" };
+  return planned(material, decision);
+}
+
 type CaPlan =
   | { readonly mint: Mint }
   | {
@@ -204,13 +210,7 @@ function planCa(input: PlanInput): CaPlan {
   const spec = caSpecOf(input);
   const stored = storedCertificate(input.stored.ca, annotations.rotateCA);
   const decision = decideCertificateAuthority({ spec, stored, now: input.now });
-  if (decision.action === "keep") {
-    const material = {
-      certificatePem: stored.certificatePem ?? "",
-      privateKeyPem: stored.privateKeyPem ?? "",
-    };
-    return { planned: planned(material, decision) };
-  }
+  if (decision.action === "keep") return { planned: keptAsStored(stored, decision) };
   const reason = { reason: decision.reason, message: decision.message };
   const minted = input.minted?.ca;
   if (!minted) {
@@ -262,13 +262,7 @@ function planLeaf(
       }
     }
   }
-  if (decision.action === "keep") {
-    const material = {
-      certificatePem: stored.certificatePem ?? "",
-      privateKeyPem: stored.privateKeyPem ?? "",
-    };
-    return { planned: planned(material, decision) };
-  }
+  if (decision.action === "keep") return { planned: keptAsStored(stored, decision) };
   const reason = { reason: decision.reason, message: decision.message };
   const minted = input.minted?.[role];
   if (!minted) {

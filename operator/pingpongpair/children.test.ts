@@ -8,6 +8,7 @@ import {
   pingerConfigFile,
   pingerDeployment,
   pongerConfigFile,
+  pongerConfigMap,
   pongerDeployment,
   pingerNetworkPolicy,
   pongerNetworkPolicy,
@@ -184,5 +185,21 @@ describe("where a pair's pods are placed", () => {
     expect(pinger?.affinity).toEqual(affinity);
     expect(pinger?.topologySpreadConstraints).toEqual(spread);
     expect(pinger?.nodeSelector).toEqual({ "kubernetes.io/os": "linux" });
+  });
+});
+
+describe("the ponger's fire drill", () => {
+  it("rides in its ConfigMap beside its config, and changing it rolls no pod", () => {
+    const drill = { abortRatio: 0.5, abortStatus: 503, until: "2026-12-03T12:05:00.000Z" };
+    const calm = context();
+    const drilling = { ...context(), drill };
+    expect((JSON.parse(pongerConfigFile(calm)) as { drill?: string }).drill).toBe(
+      "/etc/pingpong/config/drill.json",
+    );
+    expect(JSON.parse(pongerConfigMap(calm).data?.["drill.json"] ?? "")).toEqual({});
+    expect(JSON.parse(pongerConfigMap(drilling).data?.["drill.json"] ?? "")).toEqual(drill);
+    expect(pongerDeployment(drilling).spec?.template.metadata?.annotations).toEqual(
+      pongerDeployment(calm).spec?.template.metadata?.annotations,
+    );
   });
 });
