@@ -57,114 +57,89 @@ function refusal(socket: TLSSocket): { code: string; reason: string } {
   return { code, reason: refusalReasons[code] ?? `it does not verify (${code})` };
 }
 
-// eslint-disable-next-line max-lines-per-function -- the composition root: wires the TLS reloader, the HTTPS server, metrics and probes in start-up order
-export async function startPonger(
-  config: PongerConfig,
+type PongerMetrics = ReturnType<typeof pongerMetrics>;
+
+function pongerMetrics(registry: Registry) {
+  return {
+    received: new Counter({
+      name: "ping_requests_received_total",
+      help: "Requests received on /ping, valid or not.",
+      registers: [registry],
+    }),
+    failures: new Counter({
+      name: "ping_failures_total",
+      help: "Requests on /ping that were not a valid ping, by reason.",
+      labelNames: ["reason"] as const,
+      registers: [registry],
+    }),
+    tlsHandshakeFailures: new Counter({
+      name: "ponger_tls_handshake_failures_total",
+      help: "TLS handshakes refused, e.g. a client without a certificate from a trusted CA.",
+      registers: [registry],
+    }),
+    drillFaults: new Counter({
+      name: "ponger_drill_faults_total",
+      help: "Faults a fire drill injected, by fault (abort, delay, refuse).",
+      labelNames: ["fault"] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+/**
+ * Refuses, right after the handshake and before any HTTP, a client whose certificate does not
+ * verify (or any client, while a drill refuses them), logging why once per peer per minute; and
+ * closes sockets whose handshake failed.
+ */
+function guardHandshakes(
+  tlsServer: TlsServer,
+  mutualTls: boolean,
+  metrics: PongerMetrics,
+  drill: DrillReader | undefined,
   logger: Logger,
-  limits: ServerLimits = defaultServerLimits,
-): Promise<Ponger> {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
-  const received = new Counter({
-    name: "ping_requests_received_total",
-    help: "Requests received on /ping, valid or not.",
-    registers: [registry],
-  });
-  const failures = new Counter({
-    name: "ping_failures_total",
-    help: "Requests on /ping that were not a valid ping, by reason.",
-    labelNames: ["reason"] as const,
-    registers: [registry],
-  });
-  const tlsHandshakeFailures = new Counter({
-    name: "ponger_tls_handshake_failures_total",
-    help: "TLS handshakes refused, e.g. a client without a certificate from a trusted CA.",
-    registers: [registry],
-  });
-  const drillFaults = new Counter({
-    name: "ponger_drill_faults_total",
-    help: "Faults a fire drill injected, by fault (abort, delay, refuse).",
-    labelNames: ["fault"] as const,
-    registers: [registry],
-  });
-  const drill = config.drill ? new DrillReader({ file: config.drill, logger }) : undefined;
-  drill?.start();
-
-  const mutualTls = config.service.clientCA !== undefined;
-  const reloader =
-    config.service.protocol === "https"
-      ? new TlsReloader({
-          paths: {
-            certificate: config.service.tlsCertificate,
-            privateKey: config.service.tlsPrivateKey,
-            trustBundle: config.service.clientCA,
-          },
-          logger,
-          apply: (material) => {
-            // New connections get the new context; established keep-alive connections finish on theirs.
-            (app.server as unknown as TlsServer).setSecureContext(tlsOptions(config, material));
-          },
-        })
-      : undefined;
-  const initial = reloader?.start();
-
-  const app = createHttpServer({
-    logger,
-    limits,
-    ...(initial
-      ? {
-          https: {
-            ...tlsOptions(config, initial),
-            minVersion: "TLSv1.2" as const,
-            requestCert: mutualTls,
-            // Node would refuse an unverified client right after the handshake without a word; the
-            // listener below refuses it at the same point, before any HTTP, and logs why.
-            rejectUnauthorized: false,
-          },
-        }
-      : {}),
-  });
-
+): void {
   const refusals = new PeerLimiter();
   const reportRefusal = (remote: string | undefined, fields: Record<string, unknown>, message: string) => {
-    tlsHandshakeFailures.inc();
+    metrics.tlsHandshakeFailures.inc();
     const held = refusals.take(remote ?? "unknown");
     if (held !== undefined)
       logger.warn({ remote, ...fields, ...(held > 0 ? { alsoRefusedSinceLastReport: held } : {}) }, message);
   };
-  if (initial) {
-    const tlsServer = app.server as unknown as TlsServer;
-    if (mutualTls) {
-      // First of the listeners: HTTP never sees a client whose certificate does not verify.
-      tlsServer.prependListener("secureConnection", (socket: TLSSocket) => {
-        if (socket.authorized && !drill?.refuseHandshake()) return;
-        if (socket.authorized) {
-          drillFaults.inc({ fault: "refuse" });
-          reportRefusal(
-            socket.remoteAddress,
-            { code: "FIRE_DRILL" },
-            "Refused a client certificate: fire drill",
-          );
-        } else {
-          reportRefusal(socket.remoteAddress, refusal(socket), "Refused a client certificate");
-        }
-        socket.destroy();
-      });
-    }
-    tlsServer.on("tlsClientError", (error: Error & { code?: string }, socket) => {
-      reportRefusal(
-        socket.remoteAddress,
-        { code: error.code, error: error.message },
-        "TLS handshake refused",
-      );
-      // With a listener here Node leaves the socket open: a handshake that timed out would stay forever.
+  if (mutualTls) {
+    // First of the listeners: HTTP never sees a client whose certificate does not verify.
+    tlsServer.prependListener("secureConnection", (socket: TLSSocket) => {
+      if (socket.authorized && !drill?.refuseHandshake()) return;
+      if (socket.authorized) {
+        metrics.drillFaults.inc({ fault: "refuse" });
+        reportRefusal(
+          socket.remoteAddress,
+          { code: "FIRE_DRILL" },
+          "Refused a client certificate: fire drill",
+        );
+      } else {
+        reportRefusal(socket.remoteAddress, refusal(socket), "Refused a client certificate");
+      }
       socket.destroy();
     });
   }
+  tlsServer.on("tlsClientError", (error: Error & { code?: string }, socket) => {
+    reportRefusal(socket.remoteAddress, { code: error.code, error: error.message }, "TLS handshake refused");
+    // With a listener here Node leaves the socket open: a handshake that timed out would stay forever.
+    socket.destroy();
+  });
+}
 
+/** GET /ping answers pong (or the drill's fault); other methods on /ping are counted and refused. */
+function routePing(
+  app: ReturnType<typeof createHttpServer>,
+  config: PongerConfig,
+  metrics: PongerMetrics,
+  drill: DrillReader | undefined,
+  logger: Logger,
+): void {
   const countNotPing = (request: FastifyRequest) => {
-    received.inc();
-    failures.inc({ reason: "method_not_allowed" });
+    metrics.received.inc();
+    metrics.failures.inc({ reason: "method_not_allowed" });
     logger.warn(
       { remote: request.socket.remoteAddress },
       `Received ${request.method} /ping: only GET is a ping`,
@@ -181,17 +156,17 @@ export async function startPonger(
     handler: () => undefined,
   });
   app.get(pingPath, async (request, reply) => {
-    received.inc();
+    metrics.received.inc();
     logger.info({ remote: request.socket.remoteAddress }, "Received GET /ping");
     if (config.nodeName) void reply.header(nodeHeader, config.nodeName);
     void reply.header(podHeader, config.podName).type("text/plain");
     const fault = drill?.nextFault() ?? {};
     if (fault.delayMs !== undefined) {
-      drillFaults.inc({ fault: "delay" });
+      metrics.drillFaults.inc({ fault: "delay" });
       await setTimeout(fault.delayMs);
     }
     if (fault.abortStatus !== undefined) {
-      drillFaults.inc({ fault: "abort" });
+      metrics.drillFaults.inc({ fault: "abort" });
       return reply
         .code(fault.abortStatus)
         .header(drillHeader, "abort")
@@ -202,6 +177,47 @@ export async function startPonger(
   app.setNotFoundHandler((_request, reply) =>
     reply.code(404).type("text/plain").send(`not found: this server answers GET ${pingPath}\n`),
   );
+}
+
+/** Keeps the ponger's certificates current (https only). */
+function tlsReloader(
+  config: PongerConfig,
+  logger: Logger,
+  apply: (material: TlsMaterial) => void,
+): TlsReloader | undefined {
+  if (config.service.protocol !== "https") return undefined;
+  const { tlsCertificate: certificate, tlsPrivateKey: privateKey, clientCA: trustBundle } = config.service;
+  return new TlsReloader({ paths: { certificate, privateKey, trustBundle }, logger, apply });
+}
+
+export async function startPonger(
+  config: PongerConfig,
+  logger: Logger,
+  limits: ServerLimits = defaultServerLimits,
+): Promise<Ponger> {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const metrics = pongerMetrics(registry);
+  const drill = config.drill ? new DrillReader({ file: config.drill, logger }) : undefined;
+  drill?.start();
+
+  const mutualTls = config.service.clientCA !== undefined;
+  // New connections get a new context; established keep-alive connections finish on theirs.
+  const reloader = tlsReloader(config, logger, (material) => {
+    (app.server as unknown as TlsServer).setSecureContext(tlsOptions(config, material));
+  });
+  const initial = reloader?.start();
+  const https = initial && {
+    ...tlsOptions(config, initial),
+    minVersion: "TLSv1.2" as const,
+    requestCert: mutualTls,
+    // Node would refuse an unverified client right after the handshake without a word; the
+    // listener guardHandshakes adds refuses it at the same point, before any HTTP, and logs why.
+    rejectUnauthorized: false,
+  };
+  const app = createHttpServer({ logger, limits, ...(https ? { https } : {}) });
+  if (initial) guardHandshakes(app.server as unknown as TlsServer, mutualTls, metrics, drill, logger);
+  routePing(app, config, metrics, drill, logger);
 
   let shuttingDown = false;
   const origin = await listenOn(app, config.service.address, config.service.port);
