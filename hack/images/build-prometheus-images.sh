@@ -23,7 +23,7 @@ trap cleanup EXIT
 # image NAME BINARY ENTRYPOINT ARCHIVE [WORKDIR]
 image() {
   local name=$1 binary=$2 entrypoint=$3 archive=$4 workdir=${5:-/} key c
-  key=$(sha256sum "$binary" "$0" | sha256sum | cut -c1-16)
+  key=$(cat "$binary" "$0" | sha256sum | cut -c1-16)
   if [ "$(image_key "$name")" != "$key" ]; then
     log "building $name"
     c=$(buildah from scratch)
