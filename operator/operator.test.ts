@@ -176,7 +176,7 @@ describe("a PingPongPair", () => {
       ["Ready", "False", "WorkloadsUnavailable"],
     ]);
     const table = await kubectl("get", "pingpongpairs");
-    expect(table).toMatch(/NAME\s+READY\s+PINGERS\s+PONGERS\s+SUCCESS\s+P99\s+CERT-EXPIRES\s+AGE/);
+    expect(table).toMatch(/NAME\s+READY\s+PINGERS\s+PONGERS\s+SUCCESS\s+P99\s+CERT-EXPIRES\s+DRILL\s+AGE/);
     expect(table).toMatch(/demo\s+False\s+0\/1\s+0\/1/);
   });
 
