@@ -55,7 +55,8 @@ export interface RunningOperator {
   stop(): Promise<void>;
 }
 
-const childTypes: readonly ResourceType[] = [
+/** The kinds a pair owns, each watched through its own informer. */
+export const childTypes: readonly ResourceType[] = [
   resources.secret,
   resources.configMap,
   resources.service,

@@ -5,12 +5,26 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { PingPongPair } from "../api/types.ts";
 import type { Informer } from "../runtime/informer.ts";
-import type { KubeClient } from "../runtime/kube-client.ts";
+import { KubeApiError, type KubeClient } from "../runtime/kube-client.ts";
 import { resourceTypeOf } from "../runtime/resources.ts";
 
 /** A child exists under our name but belongs to someone else: we will not overwrite it. */
 export class ChildConflictError extends Error {
   override readonly name = "ChildConflictError";
+}
+
+/**
+ * The cache was behind the API server when the reconcile read it: what it would write is based on an
+ * older object than the one stored. Nothing was written; the watch brings the newer object, and the
+ * next reconcile decides again from it.
+ */
+export class StaleCacheError extends Error {
+  override readonly name = "StaleCacheError";
+}
+
+/** A write refused because its resourceVersion precondition no longer held (HTTP 409 Conflict). */
+export function isConflict(error: unknown): boolean {
+  return error instanceof KubeApiError && error.status === 409 && error.reason === "Conflict";
 }
 
 /** Reads from informer caches: the reconciler only looks objects up. */
@@ -64,8 +78,17 @@ export class ChildWriter {
     return this.caches.children.get(kind)?.get(namespace, name);
   }
 
-  /** Applies `desired` unless the cached child already has it; refuses to take over a stranger's object. */
-  async ensure(pair: PingPongPair, desired: KubernetesObject): Promise<void> {
+  /**
+   * Applies `desired` unless the cached child already has it; refuses to take over a stranger's object.
+   * `fromCache`: `desired` was derived from the cached child (a Secret holding minted certificates), so
+   * it must not be written over a newer one: the write carries the cached resourceVersion, and a child
+   * that exists but is not yet cached is left alone. Either throws StaleCacheError.
+   */
+  async ensure(
+    pair: PingPongPair,
+    desired: KubernetesObject,
+    options: { fromCache?: boolean } = {},
+  ): Promise<void> {
     const namespace = desired.metadata?.namespace ?? "";
     const name = desired.metadata?.name ?? "";
     const cached = this.cached(desired.kind ?? "", namespace, name);
@@ -76,8 +99,23 @@ export class ChildWriter {
       const existing = await this.client.get(type, namespace, name);
       const conflict = strangerConflict(existing && { kind: desired.kind, ...existing }, pair);
       if (conflict) throw new ChildConflictError(conflict);
+      if (existing && options.fromCache) {
+        throw new StaleCacheError(
+          `${desired.kind ?? "object"} ${namespace}/${name} exists but is not cached yet`,
+        );
+      }
     }
-    await this.client.apply(desired);
+    const object = structuredClone(desired);
+    const resourceVersion = cached?.metadata?.resourceVersion;
+    if (options.fromCache && resourceVersion) (object.metadata ??= {}).resourceVersion = resourceVersion;
+    try {
+      await this.client.apply(object);
+    } catch (error) {
+      if (!isConflict(error)) throw error;
+      throw new StaleCacheError(
+        `${desired.kind ?? "object"} ${namespace}/${name} changed since it was cached`,
+      );
+    }
   }
 
   /** Deletes a child the spec no longer asks for, if it exists. */

@@ -19,7 +19,7 @@ import type { CertificateMinter } from "../pki/minter.ts";
 import type { ReconcileRequest, ReconcileResult } from "../runtime/controller.ts";
 import type { EventRecorder } from "../runtime/events.ts";
 import type { KubeClient } from "../runtime/kube-client.ts";
-import { ChildConflictError, ChildWriter, type PairCaches } from "./apply.ts";
+import { ChildConflictError, ChildWriter, type PairCaches, StaleCacheError } from "./apply.ts";
 import { certificatesResult, type CertificatesResult, issueCertificates } from "./certificates.ts";
 import { desiredWorkloadChildren } from "./children.ts";
 import { type DrillJudgement, judgeDrill } from "./drill.ts";
@@ -87,7 +87,24 @@ class PairReconciler {
     this.now = context.now ?? (() => new Date());
   }
 
-  async reconcile({ key, log }: ReconcileRequest): Promise<ReconcileResult> {
+  async reconcile(request: ReconcileRequest): Promise<ReconcileResult> {
+    try {
+      return await this.reconcileCached(request);
+    } catch (error) {
+      if (!(error instanceof StaleCacheError)) throw error;
+      // Another write got there first (often this operator's own, not yet in the cache). Nothing was
+      // written or recorded from the stale view; the watch delivers the newer object and queues the
+      // pair again; the requeue is a backstop.
+      request.log.debug({ why: error.message }, "Cache behind the API server; deciding again");
+      return {
+        requeueAfterMs: minimumRequeueMs,
+        requeueReason: "the cache was behind",
+        outcome: "stale_cache",
+      };
+    }
+  }
+
+  private async reconcileCached({ key, log }: ReconcileRequest): Promise<ReconcileResult> {
     const [namespace = "", name = ""] = key.split("/");
     const pair = this.context.caches.pairs.get(namespace, name);
     // Deleted: the garbage collector removes the children through their ownerReferences.
@@ -124,6 +141,7 @@ class PairReconciler {
         requeueReason: drillDue ? "fire drill starts or ends" : "certificate renewal or CA rotation step due",
       };
     } catch (error) {
+      if (error instanceof StaleCacheError) throw error;
       // Say why in status and as an event, then let the error policy retry. A failure to report
       // must not hide the failure itself.
       const problem: Problem =
@@ -170,10 +188,14 @@ class PairReconciler {
       minter,
     );
     const result = certificatesResult(pair, spec, plan);
-    for (const desired of result.secrets) await this.children.ensure(pair, desired);
-    for (const issued of result.issued) {
-      this.context.onIssued?.(issued.role, issued.reason);
-      this.record(pair, log, issuanceEvent(issued));
+    const secretOf = { ca: names.caSecret, ponger: names.pongerSecret, pinger: names.pingerSecret };
+    // Each issuance is counted and recorded once its Secret is written (a stale cache stops the rest).
+    for (const desired of result.secrets) {
+      await this.children.ensure(pair, desired, { fromCache: true });
+      for (const issued of result.issued.filter((i) => secretOf[i.role] === desired.metadata?.name)) {
+        this.context.onIssued?.(issued.role, issued.reason);
+        this.record(pair, log, issuanceEvent(issued));
+      }
     }
     return result;
   }

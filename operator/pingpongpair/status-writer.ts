@@ -1,10 +1,13 @@
 /**
  * Writing a pair's status: only when it differs from what the cache holds, through the status
- * subresource with server-side apply.
+ * subresource with server-side apply, and only over the pair the status was built from: the write
+ * carries the cached resourceVersion, so a reconcile that read a stale cache neither writes an older
+ * view nor records the Events of a transition another reconcile already reported.
  */
 import { isDeepStrictEqual } from "node:util";
 import { apiVersion, kind, type PingPongPair, type PingPongPairStatus } from "../api/types.ts";
 import type { KubeClient } from "../runtime/kube-client.ts";
+import { isConflict, StaleCacheError } from "./apply.ts";
 
 /**
  * Whether `status` differs from the pair's. Structural: the API server returns fields in its own
@@ -20,7 +23,15 @@ export async function writeStatus(
   status: PingPongPairStatus,
 ): Promise<boolean> {
   if (!statusChanged(pair, status)) return false;
-  const metadata = { name: pair.metadata?.name ?? "", namespace: pair.metadata?.namespace ?? "" };
-  await client.apply({ apiVersion, kind, metadata, status }, "status");
+  const { name = "", namespace = "", resourceVersion } = pair.metadata ?? {};
+  try {
+    await client.apply(
+      { apiVersion, kind, metadata: { name, namespace, resourceVersion }, status },
+      "status",
+    );
+  } catch (error) {
+    if (!isConflict(error)) throw error;
+    throw new StaleCacheError(`PingPongPair ${namespace}/${name} changed since it was cached`);
+  }
   return true;
 }

@@ -20,6 +20,8 @@ interface Seen {
   name: string;
   count: number;
   at: number;
+  /** Settles true once the Event exists, false if creating it failed. */
+  created: Promise<boolean>;
 }
 
 const correlationWindowMs = 10 * 60_000;
@@ -55,17 +57,44 @@ export class KubeEventRecorder implements EventRecorder {
     if (previous && now.getTime() - previous.at < correlationWindowMs) {
       previous.count++;
       previous.at = now.getTime();
+      // A repeat recorded while the Event is still being created waits for it rather than creating another.
+      if (!(await previous.created)) return;
       await this.client.mergePatch(resources.event, namespace, previous.name, {
         count: previous.count,
-        lastTimestamp: now.toISOString(),
+        lastTimestamp: new Date(previous.at).toISOString(),
       });
       return;
     }
     const name = `${object.metadata?.name ?? "object"}.${randomBytes(8).toString("hex")}`;
-    await this.client.create({
+    const creating = this.client.create(this.event(object, { name, namespace }, type, reason, message, now));
+    const created = creating.then(
+      () => true,
+      () => false,
+    );
+    this.seen.set(key, { name, count: 1, at: now.getTime(), created });
+    if (this.seen.size > 10_000) {
+      for (const [k, v] of this.seen) if (now.getTime() - v.at > correlationWindowMs) this.seen.delete(k);
+    }
+    try {
+      await creating;
+    } catch (error) {
+      if (this.seen.get(key)?.name === name) this.seen.delete(key);
+      throw error;
+    }
+  }
+
+  private event(
+    object: KubernetesObject,
+    metadata: { name: string; namespace: string },
+    type: EventType,
+    reason: string,
+    message: string,
+    now: Date,
+  ): KubernetesObject {
+    return {
       apiVersion: "v1",
       kind: "Event",
-      metadata: { name, namespace },
+      metadata,
       involvedObject: {
         apiVersion: object.apiVersion,
         kind: object.kind,
@@ -83,10 +112,6 @@ export class KubeEventRecorder implements EventRecorder {
       firstTimestamp: now.toISOString(),
       lastTimestamp: now.toISOString(),
       count: 1,
-    } as KubernetesObject);
-    this.seen.set(key, { name, count: 1, at: now.getTime() });
-    if (this.seen.size > 10_000) {
-      for (const [k, v] of this.seen) if (now.getTime() - v.at > correlationWindowMs) this.seen.delete(k);
-    }
+    } as KubernetesObject;
   }
 }
