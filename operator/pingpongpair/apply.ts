@@ -5,7 +5,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { PingPongPair } from "../api/types.ts";
 import type { Informer } from "../runtime/informer.ts";
-import { KubeApiError, type KubeClient } from "../runtime/kube-client.ts";
+import { isConflict, type KubeClient } from "../runtime/kube-client.ts";
 import { resourceTypeOf } from "../runtime/resources.ts";
 
 /** A child exists under our name but belongs to someone else: we will not overwrite it. */
@@ -22,9 +22,22 @@ export class StaleCacheError extends Error {
   override readonly name = "StaleCacheError";
 }
 
-/** A write refused because its resourceVersion precondition no longer held (HTTP 409 Conflict). */
-export function isConflict(error: unknown): boolean {
-  return error instanceof KubeApiError && error.status === 409 && error.reason === "Conflict";
+/**
+ * Server-side apply of an object built from a cached copy that carries the copy's resourceVersion: a
+ * Conflict means the API server holds a newer one, and becomes StaleCacheError.
+ */
+export async function applyOverCached(
+  client: KubeClient,
+  object: KubernetesObject,
+  subresource?: "status",
+): Promise<void> {
+  try {
+    await client.apply(object, subresource);
+  } catch (error) {
+    if (!isConflict(error)) throw error;
+    const { namespace = "", name = "" } = object.metadata ?? {};
+    throw new StaleCacheError(`${object.kind ?? "object"} ${namespace}/${name} changed since it was cached`);
+  }
 }
 
 /** Reads from informer caches: the reconciler only looks objects up. */
@@ -105,17 +118,14 @@ export class ChildWriter {
         );
       }
     }
-    const object = structuredClone(desired);
-    const resourceVersion = cached?.metadata?.resourceVersion;
-    if (options.fromCache && resourceVersion) (object.metadata ??= {}).resourceVersion = resourceVersion;
-    try {
-      await this.client.apply(object);
-    } catch (error) {
-      if (!isConflict(error)) throw error;
-      throw new StaleCacheError(
-        `${desired.kind ?? "object"} ${namespace}/${name} changed since it was cached`,
-      );
+    const resourceVersion = options.fromCache ? cached?.metadata?.resourceVersion : undefined;
+    if (!resourceVersion) {
+      await this.client.apply(desired);
+      return;
     }
+    const object = structuredClone(desired);
+    (object.metadata ??= {}).resourceVersion = resourceVersion;
+    await applyOverCached(this.client, object);
   }
 
   /** Deletes a child the spec no longer asks for, if it exists. */

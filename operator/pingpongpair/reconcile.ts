@@ -175,11 +175,12 @@ class PairReconciler {
   ): Promise<CertificatesResult> {
     const { name = "", namespace = "" } = pair.metadata ?? {};
     const names = childNames(name);
+    const secretOf = { ca: names.caSecret, ponger: names.pongerSecret, pinger: names.pingerSecret };
     const secret = (n: string) => this.children.cached("Secret", namespace, n);
     const stored = {
-      ca: secret(names.caSecret),
-      ponger: secret(names.pongerSecret),
-      pinger: secret(names.pingerSecret),
+      ca: secret(secretOf.ca),
+      ponger: secret(secretOf.ponger),
+      pinger: secret(secretOf.pinger),
     };
     const { rotationStepMs, minter } = this.context;
     const pods = podObservations(readings);
@@ -188,7 +189,6 @@ class PairReconciler {
       minter,
     );
     const result = certificatesResult(pair, spec, plan);
-    const secretOf = { ca: names.caSecret, ponger: names.pongerSecret, pinger: names.pingerSecret };
     // Each issuance is counted and recorded once its Secret is written (a stale cache stops the rest).
     for (const desired of result.secrets) {
       await this.children.ensure(pair, desired, { fromCache: true });

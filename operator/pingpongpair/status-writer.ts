@@ -7,7 +7,7 @@
 import { isDeepStrictEqual } from "node:util";
 import { apiVersion, kind, type PingPongPair, type PingPongPairStatus } from "../api/types.ts";
 import type { KubeClient } from "../runtime/kube-client.ts";
-import { isConflict, StaleCacheError } from "./apply.ts";
+import { applyOverCached } from "./apply.ts";
 
 /**
  * Whether `status` differs from the pair's. Structural: the API server returns fields in its own
@@ -24,14 +24,7 @@ export async function writeStatus(
 ): Promise<boolean> {
   if (!statusChanged(pair, status)) return false;
   const { name = "", namespace = "", resourceVersion } = pair.metadata ?? {};
-  try {
-    await client.apply(
-      { apiVersion, kind, metadata: { name, namespace, resourceVersion }, status },
-      "status",
-    );
-  } catch (error) {
-    if (!isConflict(error)) throw error;
-    throw new StaleCacheError(`PingPongPair ${namespace}/${name} changed since it was cached`);
-  }
+  const object = { apiVersion, kind, metadata: { name, namespace, resourceVersion }, status };
+  await applyOverCached(client, object, "status");
   return true;
 }

@@ -31,6 +31,11 @@ export class KubeApiError extends Error {
   }
 }
 
+/** A write refused because its resourceVersion precondition no longer held (HTTP 409 Conflict). */
+export function isConflict(error: unknown): boolean {
+  return error instanceof KubeApiError && error.status === 409 && error.reason === "Conflict";
+}
+
 export interface ListResult<T> {
   readonly items: T[];
   readonly resourceVersion: string;
